@@ -1,0 +1,63 @@
+//! Options shared by every command that loads a pipeline.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use attnprompt::config::{self, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV};
+use attnprompt::{Config, Error, Pipeline};
+
+#[derive(Args, Debug, Clone)]
+pub struct PipelineArgs {
+    /// Number of keywords to keep.
+    #[arg(short = 'k', long, default_value_t = DEFAULT_TOP_K, value_name = "N")]
+    pub top_k: usize,
+
+    /// How token scores are read from attention: received (attention each token receives),
+    /// cls (the [CLS] row) or rollout (attention rollout across layers).
+    #[arg(short, long, default_value = "received", value_parser = parse_strategy)]
+    pub strategy: Strategy,
+
+    /// Layers to read: last, all, or zero-based indices such as 0,3,5 [default: last; all for rollout]
+    #[arg(short, long, value_parser = parse_layers)]
+    pub layers: Option<Layers>,
+
+    /// Prompt template: `en`, `zh`, or a template text with {keyword}, {keywords}, {text}.
+    #[arg(short, long, default_value = "en", value_name = "NAME|TEMPLATE")]
+    pub template: String,
+
+    /// Model directory holding model.onnx and tokenizer.json [default: the shipped model]
+    #[arg(short, long, env = MODEL_ENV, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+
+    /// Fixed sequence length in tokens ([CLS] and [SEP] included), 3 to 512. Longer texts are cut and the cut is reported.
+    #[arg(long, default_value_t = DEFAULT_MAX_SEQ, value_name = "TOKENS")]
+    pub max_seq: usize,
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_layers(s: &str) -> Result<Layers, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+impl PipelineArgs {
+    pub fn config(&self) -> Result<Config, Error> {
+        let model_dir = config::resolve_model_dir(self.model.as_deref())?;
+        let mut cfg = Config::new(model_dir);
+        cfg.max_seq = self.max_seq;
+        cfg.strategy = self.strategy;
+        cfg.layers = self.layers.clone();
+        cfg.top_k = self.top_k;
+        cfg.template = self.template.clone();
+        Ok(cfg)
+    }
+
+    pub fn load(&self) -> Result<Pipeline, Error> {
+        let cfg = self.config()?;
+        log::info!("loading {}", cfg.model_dir.display());
+        Pipeline::load(cfg)
+    }
+}

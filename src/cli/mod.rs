@@ -1,0 +1,5 @@
+//! The command line: argument definitions and one module per command.
+
+pub mod args;
+pub mod inspect;
+pub mod run;

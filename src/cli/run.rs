@@ -1,0 +1,146 @@
+//! The default command: texts in, prompts (or JSON) out, one output line per input line.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, Write};
+
+use serde_json::json;
+
+use attnprompt::config::MAX_TEXT_BYTES;
+use attnprompt::{Error, Output, Pipeline};
+
+/// One text from the command line. Returns the number of failed texts (0 or 1).
+pub fn run_single(pipeline: &mut Pipeline, text: OsString, json: bool) -> io::Result<usize> {
+    let bytes = text.into_encoded_bytes();
+    let result = pipeline.run_bytes(&bytes);
+    let mut out = io::stdout().lock();
+    report(&mut out, pipeline, None, &bytes, &result, json)?;
+    Ok(usize::from(result.is_err()))
+}
+
+/// One text per line. Every line gets exactly one output line. Returns the number of failed lines.
+pub fn run_batch(
+    pipeline: &mut Pipeline,
+    mut reader: impl BufRead,
+    json: bool,
+) -> io::Result<usize> {
+    let mut out = io::stdout().lock();
+    let mut line = Vec::with_capacity(4096);
+    let mut failed = 0;
+    let mut number = 0;
+    while let Some(too_long) = read_line_bounded(&mut reader, &mut line, MAX_TEXT_BYTES)? {
+        number += 1;
+        let result = if let Some(len) = too_long {
+            Err(Error::TextTooLong {
+                len,
+                max: MAX_TEXT_BYTES,
+            })
+        } else {
+            pipeline.run_bytes(&line)
+        };
+        failed += usize::from(result.is_err());
+        report(&mut out, pipeline, Some(number), &line, &result, json)?;
+        // Flush per line so a consumer reading a pipe sees each result as it is ready.
+        out.flush()?;
+    }
+    Ok(failed)
+}
+
+/// Reads one line (without its `\n` or `\r\n`) into `buf`, keeping at most `max` bytes so a huge
+/// line cannot make us allocate without bound. Returns None at end of input, Some(None) for a
+/// line that fit, Some(Some(len)) for a line of `len` bytes that did not (only its start is kept).
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<Option<usize>>> {
+    buf.clear();
+    let mut len = 0usize;
+    let mut seen_any = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        seen_any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        let room = (max + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+        len += part.len();
+        let consumed = done.unwrap_or(part.len());
+        reader.consume(consumed);
+        if done.is_some() {
+            break;
+        }
+    }
+    if !seen_any {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\r') && len <= max + 1 {
+        buf.pop();
+        len -= 1;
+    }
+    if len > max {
+        buf.truncate(max);
+        return Ok(Some(Some(len)));
+    }
+    Ok(Some(None))
+}
+
+fn report(
+    out: &mut impl Write,
+    pipeline: &Pipeline,
+    line: Option<usize>,
+    input: &[u8],
+    result: &Result<Output, Error>,
+    json: bool,
+) -> io::Result<()> {
+    let text = String::from_utf8_lossy(input);
+    match (result, json) {
+        (Ok(o), false) => writeln!(out, "{}", o.prompt),
+        (Ok(o), true) => {
+            let mut v = json!({
+                "text": text,
+                "keywords": o.keywords,
+                "prompt": o.prompt,
+                "truncated": o.truncated,
+                "kept_bytes": o.kept_bytes,
+                "tokens": o.tokens,
+                "max_seq": pipeline.config().max_seq,
+                "strategy": pipeline.config().strategy.name(),
+                "layers": pipeline.layers(),
+                "latency_us": {
+                    "tokenize": o.latency.tokenize_us,
+                    "inference": o.latency.inference_us,
+                    "ranking": o.latency.ranking_us,
+                    "prompt": o.latency.prompt_us,
+                    "total": o.latency.total_us,
+                },
+            });
+            if let Some(n) = line {
+                v["line"] = json!(n);
+            }
+            writeln!(out, "{v}")
+        }
+        (Err(e), json_mode) => {
+            match line {
+                Some(n) => eprintln!("line {n}: error: {e}"),
+                None => eprintln!("error: {e}"),
+            }
+            if json_mode {
+                let mut v = json!({ "error": e.to_string(), "text": text });
+                if let Some(n) = line {
+                    v["line"] = json!(n);
+                }
+                writeln!(out, "{v}")
+            } else if line.is_some() {
+                // Keep the one-line-per-input alignment: a failed line is an empty output line.
+                writeln!(out)
+            } else {
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Configuration of a pipeline, its defaults and the limits checked at the edge.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Environment variable that names the model directory (overridden by `--model`).
+pub const MODEL_ENV: &str = "ATTNPROMPT_MODEL";
+/// Name of the shipped model's directory under `models/`.
+pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2-int8";
+/// Files a model directory holds.
+pub const MODEL_FILE: &str = "model.onnx";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// Default fixed sequence length (tokens, including [CLS] and [SEP]).
+pub const DEFAULT_MAX_SEQ: usize = 128;
+/// BERT's position table has 512 rows: no longer sequence is possible.
+pub const MAX_SEQ_LIMIT: usize = 512;
+/// [CLS], one token, [SEP].
+pub const MIN_SEQ: usize = 3;
+/// Longest text accepted, in bytes. Longer texts are refused before tokenization so a stray
+/// multi-megabyte line cannot make the tokenizer allocate without bound; within this limit,
+/// texts longer than `max_seq` tokens are cut and the cut is reported.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Default number of keywords returned.
+pub const DEFAULT_TOP_K: usize = 5;
+/// Most keywords one run can return.
+pub const MAX_TOP_K: usize = 64;
+/// Longest candidate phrase, in words.
+pub const MAX_PHRASE_WORDS: usize = 4;
+
+/// How token scores are read from the attention probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Attention each token receives: column sums over the real (non-pad) query rows.
+    Received,
+    /// The [CLS] row: how much [CLS] attends to each token.
+    Cls,
+    /// Attention rollout (Abnar & Zuidema 2020) across the selected layers, [CLS] row.
+    Rollout,
+}
+
+impl Strategy {
+    pub const NAMES: [&'static str; 3] = ["received", "cls", "rollout"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Received => "received",
+            Strategy::Cls => "cls",
+            Strategy::Rollout => "rollout",
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "received" => Ok(Strategy::Received),
+            "cls" => Ok(Strategy::Cls),
+            "rollout" => Ok(Strategy::Rollout),
+            _ => Err(Error::Config(format!(
+                "unknown strategy `{s}` (expected one of: {})",
+                Strategy::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// Which layers' attention is averaged (or, for rollout, multiplied through).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layers {
+    Last,
+    All,
+    /// Zero-based layer indices, in increasing order, without repeats.
+    List(Vec<usize>),
+}
+
+impl Layers {
+    /// The concrete layer indices for a model with `n_layers` attention layers.
+    pub fn resolve(&self, n_layers: usize) -> Result<Vec<usize>> {
+        match self {
+            Layers::Last => Ok(vec![n_layers - 1]),
+            Layers::All => Ok((0..n_layers).collect()),
+            Layers::List(list) => {
+                if let Some(&bad) = list.iter().find(|&&l| l >= n_layers) {
+                    return Err(Error::Layers {
+                        spec: self.to_string(),
+                        reason: format!(
+                            "layer {bad} does not exist: the model has layers 0..={}",
+                            n_layers - 1
+                        ),
+                    });
+                }
+                Ok(list.clone())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layers::Last => f.write_str("last"),
+            Layers::All => f.write_str("all"),
+            Layers::List(l) => {
+                let parts: Vec<String> = l.iter().map(|i| i.to_string()).collect();
+                f.write_str(&parts.join(","))
+            }
+        }
+    }
+}
+
+impl FromStr for Layers {
+    type Err = Error;
+    /// `last`, `all`, or a comma-separated list of zero-based indices such as `0,3,5`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::Layers {
+            spec: s.to_string(),
+            reason: reason.to_string(),
+        };
+        match s.trim() {
+            "last" => Ok(Layers::Last),
+            "all" => Ok(Layers::All),
+            "" => Err(bad(
+                "empty (expected `last`, `all` or a list such as `0,3,5`)",
+            )),
+            list => {
+                let mut layers = Vec::new();
+                for part in list.split(',') {
+                    let layer: usize = part.trim().parse().map_err(|_| {
+                        bad("expected `last`, `all` or zero-based layer numbers such as `0,3,5`")
+                    })?;
+                    layers.push(layer);
+                }
+                layers.sort_unstable();
+                layers.dedup();
+                Ok(Layers::List(layers))
+            }
+        }
+    }
+}
+
+/// Everything a pipeline needs, chosen once at load.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding `model.onnx` and `tokenizer.json`.
+    pub model_dir: PathBuf,
+    /// Fixed sequence length the model is planned for.
+    pub max_seq: usize,
+    pub strategy: Strategy,
+    /// Layers to read; `None` means the strategy's default (see `layers_or_default`).
+    pub layers: Option<Layers>,
+    pub top_k: usize,
+    /// Prompt template: a built-in name (`en`, `zh`) or the template text itself.
+    pub template: String,
+}
+
+impl Config {
+    /// Defaults with the given model directory.
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            model_dir: model_dir.into(),
+            max_seq: DEFAULT_MAX_SEQ,
+            strategy: Strategy::Received,
+            layers: None,
+            top_k: DEFAULT_TOP_K,
+            template: "en".to_string(),
+        }
+    }
+
+    /// Checks the limits that do not need the model.
+    pub fn validate(&self) -> Result<()> {
+        if !(MIN_SEQ..=MAX_SEQ_LIMIT).contains(&self.max_seq) {
+            return Err(Error::Config(format!(
+                "max sequence length {} is outside {MIN_SEQ}..={MAX_SEQ_LIMIT} tokens",
+                self.max_seq
+            )));
+        }
+        if !(1..=MAX_TOP_K).contains(&self.top_k) {
+            return Err(Error::Config(format!(
+                "top-k {} is outside 1..={MAX_TOP_K}",
+                self.top_k
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn model_file(&self) -> PathBuf {
+        self.model_dir.join(MODEL_FILE)
+    }
+
+    pub fn tokenizer_file(&self) -> PathBuf {
+        self.model_dir.join(TOKENIZER_FILE)
+    }
+}
+
+/// Where the shipped model is looked for, in order: `models/<name>` next to the binary, one and
+/// two levels above it (an unpacked release, `target/<profile>/` in a checkout), then the source
+/// tree this crate was built from.
+pub fn default_model_candidates() -> Vec<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        let mut dir = exe.parent().map(Path::to_path_buf);
+        for _ in 0..3 {
+            let Some(d) = dir else { break };
+            candidates.push(d.join("models").join(DEFAULT_MODEL_NAME));
+            dir = d.parent().map(Path::to_path_buf);
+        }
+    }
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(DEFAULT_MODEL_NAME),
+    );
+    candidates
+}
+
+/// The model directory to use: the explicit one if given (it must exist), else the first
+/// default candidate that holds a model file.
+pub fn resolve_model_dir(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return if dir.is_dir() {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(Error::ModelDirMissing {
+                path: dir.to_path_buf(),
+            })
+        };
+    }
+    let candidates = default_model_candidates();
+    candidates
+        .iter()
+        .find(|c| c.join(MODEL_FILE).is_file())
+        .cloned()
+        .ok_or_else(|| Error::NoDefaultModel {
+            looked_in: candidates
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_parse() {
+        assert_eq!("last".parse::<Layers>().unwrap(), Layers::Last);
+        assert_eq!("all".parse::<Layers>().unwrap(), Layers::All);
+        assert_eq!(
+            "5, 0,3,3".parse::<Layers>().unwrap(),
+            Layers::List(vec![0, 3, 5])
+        );
+        assert!("".parse::<Layers>().is_err());
+        assert!("1,x".parse::<Layers>().is_err());
+        assert!("-1".parse::<Layers>().is_err());
+    }
+
+    #[test]
+    fn layers_resolve_checks_range() {
+        assert_eq!(Layers::Last.resolve(6).unwrap(), vec![5]);
+        assert_eq!(Layers::All.resolve(3).unwrap(), vec![0, 1, 2]);
+        let err = Layers::List(vec![2, 6]).resolve(6).unwrap_err();
+        assert!(err.to_string().contains("layer 6 does not exist"), "{err}");
+    }
+
+    #[test]
+    fn validate_limits() {
+        let mut c = Config::new("x");
+        assert!(c.validate().is_ok());
+        c.max_seq = 513;
+        assert!(c.validate().is_err());
+        c.max_seq = 2;
+        assert!(c.validate().is_err());
+        c.max_seq = 128;
+        c.top_k = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for name in Strategy::NAMES {
+            assert_eq!(name.parse::<Strategy>().unwrap().name(), name);
+        }
+        assert!("mean".parse::<Strategy>().is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Typed errors of the library. The binary maps them to messages and exit codes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading or running the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- load time: model, tokenizer, configuration ----
+    #[error("model directory not found: {path} (pass --model DIR or set {env})", env = crate::config::MODEL_ENV)]
+    ModelDirMissing { path: PathBuf },
+
+    #[error("no model given and none found next to the binary or in the source tree (looked in: {looked_in}); pass --model DIR or set {env}", env = crate::config::MODEL_ENV)]
+    NoDefaultModel { looked_in: String },
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot load the ONNX model {path}: {reason}")]
+    ModelLoad { path: PathBuf, reason: String },
+
+    #[error("the model {path} has no attention outputs: no Softmax node produces a [batch, heads, seq, seq] tensor, so there is no self-attention to read")]
+    NoAttention { path: PathBuf },
+
+    #[error("the model {path} lacks the input `{name}` that a BERT-family encoder needs")]
+    MissingInput { path: PathBuf, name: &'static str },
+
+    #[error("cannot load the tokenizer {path}: {reason}")]
+    TokenizerLoad { path: PathBuf, reason: String },
+
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    #[error("invalid layer selection `{spec}`: {reason}")]
+    Layers { spec: String, reason: String },
+
+    #[error("template error: {0}")]
+    Template(String),
+
+    // ---- per text ----
+    #[error("empty text: nothing to find keywords in")]
+    EmptyText,
+
+    #[error("text is {len} bytes, over the limit of {max} bytes per text")]
+    TextTooLong { len: usize, max: usize },
+
+    #[error("text is not valid UTF-8 (first invalid byte at offset {offset})")]
+    InvalidUtf8 { offset: usize },
+
+    #[error("tokenizer failed: {0}")]
+    Tokenize(String),
+
+    #[error("inference failed: {0}")]
+    Inference(String),
+
+    #[error("no keyword candidates: the text has only stopwords, punctuation or unknown tokens within the first {max_seq} tokens")]
+    NoKeywords { max_seq: usize },
+
+    #[error("the prompt needs {needed} bytes but the prompt buffer holds {capacity} bytes; use a shorter template or text")]
+    PromptTooLong { needed: usize, capacity: usize },
+}
+
+impl Error {
+    /// True for errors caused by one input text (the pipeline itself is fine and can go on).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::EmptyText
+                | Error::TextTooLong { .. }
+                | Error::InvalidUtf8 { .. }
+                | Error::Tokenize(_)
+                | Error::NoKeywords { .. }
+                | Error::PromptTooLong { .. }
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

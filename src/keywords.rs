@@ -1,0 +1,353 @@
+//! Stage 4: token scores → word scores → candidate phrases → ranked keywords.
+//!
+//! Words are the tokenizer's pre-tokenizer words (WordPiece `##` pieces merged back); a word's
+//! score is the sum of its pieces. Candidates come from a [`CandidateGenerator`], so a better
+//! generator (e.g. noun phrases from a tagger) can replace the stopword-delimited n-grams.
+
+use std::collections::HashMap;
+
+use crate::stopwords::is_stopword;
+use crate::tokenize::{SpecialIds, Tokens};
+
+/// What a word can be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WordKind {
+    /// May be part of a keyword.
+    Content,
+    Stopword,
+    /// No letter or digit in it.
+    Punctuation,
+    /// [CLS], [SEP], [PAD] or [UNK]: never part of a keyword.
+    Special,
+}
+
+/// One word of the input: its byte span in the text and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Word {
+    pub start: usize,
+    pub end: usize,
+    pub score: f32,
+    pub kind: WordKind,
+}
+
+/// Groups tokens into words and sums their scores. `scores[i]` belongs to `tokens.ids[i]`.
+pub fn words(
+    text: &str,
+    tokens: &Tokens,
+    scores: &[f32],
+    special: SpecialIds,
+    out: &mut Vec<Word>,
+) {
+    out.clear();
+    let mut current: Option<u32> = None;
+    for (i, &id) in tokens.ids.iter().enumerate() {
+        let Some(word_id) = tokens.word_ids[i] else {
+            current = None;
+            continue;
+        };
+        let (start, end) = tokens.offsets[i];
+        let is_special = special.contains(id);
+        match out.last_mut() {
+            Some(w) if current == Some(word_id) => {
+                w.end = w.end.max(end);
+                w.score += scores[i];
+                if is_special {
+                    w.kind = WordKind::Special;
+                }
+            }
+            _ => out.push(Word {
+                start,
+                end,
+                score: scores[i],
+                kind: if is_special {
+                    WordKind::Special
+                } else {
+                    WordKind::Content
+                },
+            }),
+        }
+        current = Some(word_id);
+    }
+    for w in out.iter_mut().filter(|w| w.kind == WordKind::Content) {
+        let surface = &text[w.start..w.end];
+        w.kind = if !surface.chars().any(char::is_alphanumeric) {
+            WordKind::Punctuation
+        } else if is_stopword(&surface.to_lowercase()) {
+            WordKind::Stopword
+        } else {
+            WordKind::Content
+        };
+    }
+}
+
+/// A candidate phrase occurrence: `len` consecutive words starting at word `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub first: usize,
+    pub len: usize,
+}
+
+/// Produces candidate phrase occurrences from the words of a text.
+pub trait CandidateGenerator {
+    fn candidates(&self, text: &str, words: &[Word], out: &mut Vec<Candidate>);
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+}
+
+/// Every run of up to `max_words` consecutive content words (no stopword, no punctuation, no
+/// special or unknown token inside).
+#[derive(Debug, Clone, Copy)]
+pub struct StopwordNgrams {
+    pub max_words: usize,
+}
+
+impl CandidateGenerator for StopwordNgrams {
+    fn candidates(&self, _text: &str, words: &[Word], out: &mut Vec<Candidate>) {
+        out.clear();
+        let mut run_start = 0;
+        for i in 0..=words.len() {
+            let content = i < words.len() && words[i].kind == WordKind::Content;
+            if content {
+                // every phrase ending at word i inside the current run
+                let longest = (i + 1 - run_start).min(self.max_words);
+                for len in 1..=longest {
+                    out.push(Candidate {
+                        first: i + 1 - len,
+                        len,
+                    });
+                }
+            } else {
+                run_start = i + 1;
+            }
+        }
+        // order by position of the first word, then length: the order phrases are met in text
+        out.sort_unstable_by_key(|c| (c.first, c.len));
+    }
+
+    fn name(&self) -> &'static str {
+        "stopword-ngrams"
+    }
+}
+
+/// A ranked keyword: its surface as written (first occurrence), byte span and score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Keyword {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+    pub score: f32,
+}
+
+#[derive(Debug)]
+struct Phrase {
+    start: usize,
+    end: usize,
+    sum: f32,
+    occurrences: u32,
+    words: usize,
+}
+
+/// Merges candidate occurrences by lowercased form and returns the `top_k` best.
+///
+/// A phrase's score is the sum over its occurrences of the sum of its words' scores; a single
+/// word's score is divided by its number of occurrences. Ties go to the phrase met first.
+pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) -> Vec<Keyword> {
+    let mut phrases: Vec<Phrase> = Vec::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut key = String::new();
+    for c in candidates {
+        let span = &words[c.first..c.first + c.len];
+        key.clear();
+        for (k, w) in span.iter().enumerate() {
+            if k > 0 {
+                key.push(' ');
+            }
+            key.extend(text[w.start..w.end].chars().flat_map(char::to_lowercase));
+        }
+        let score: f32 = span.iter().map(|w| w.score).sum();
+        match by_key.get(key.as_str()) {
+            Some(&ix) => {
+                phrases[ix].sum += score;
+                phrases[ix].occurrences += 1;
+            }
+            None => {
+                by_key.insert(key.clone(), phrases.len());
+                phrases.push(Phrase {
+                    start: span[0].start,
+                    end: span[c.len - 1].end,
+                    sum: score,
+                    occurrences: 1,
+                    words: c.len,
+                });
+            }
+        }
+    }
+    let score = |p: &Phrase| {
+        if p.words == 1 {
+            p.sum / p.occurrences as f32
+        } else {
+            p.sum
+        }
+    };
+    phrases.sort_by(|a, b| {
+        score(b)
+            .total_cmp(&score(a))
+            .then(a.start.cmp(&b.start))
+            .then(a.end.cmp(&b.end))
+    });
+    phrases
+        .iter()
+        .take(top_k)
+        .map(|p| Keyword {
+            text: text[p.start..p.end].to_string(),
+            start: p.start,
+            end: p.end,
+            score: score(p),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECIAL: SpecialIds = SpecialIds {
+        cls: 101,
+        sep: 102,
+        pad: 0,
+        unk: 100,
+    };
+
+    /// Builds tokens by hand: (id, start, end, word id).
+    fn tokens(spec: &[(u32, usize, usize, Option<u32>)]) -> Tokens {
+        Tokens {
+            ids: spec.iter().map(|t| t.0).collect(),
+            offsets: spec.iter().map(|t| (t.1, t.2)).collect(),
+            word_ids: spec.iter().map(|t| t.3).collect(),
+            truncated: false,
+            kept_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn pieces_merge_into_words_with_summed_scores() {
+        // "the tokenizer works" → [CLS] the token ##izer works [SEP]
+        let text = "the tokenizer works";
+        let t = tokens(&[
+            (101, 0, 0, None),
+            (1996, 0, 3, Some(0)),
+            (19204, 4, 9, Some(1)),
+            (17629, 9, 13, Some(1)),
+            (2573, 14, 19, Some(2)),
+            (102, 0, 0, None),
+        ]);
+        let scores = [9.0, 1.0, 2.0, 0.5, 3.0, 9.0];
+        let mut w = Vec::new();
+        words(text, &t, &scores, SPECIAL, &mut w);
+        assert_eq!(w.len(), 3);
+        assert_eq!((w[1].start, w[1].end, w[1].score), (4, 13, 2.5));
+        assert_eq!(&text[w[1].start..w[1].end], "tokenizer");
+        assert_eq!(w[0].kind, WordKind::Stopword);
+        assert_eq!(w[1].kind, WordKind::Content);
+    }
+
+    #[test]
+    fn punctuation_unknown_and_stopwords_are_not_content() {
+        let text = "The 🤖, ok";
+        let t = tokens(&[
+            (101, 0, 0, None),
+            (1996, 0, 3, Some(0)),
+            (100, 4, 8, Some(1)),
+            (1010, 8, 9, Some(2)),
+            (7929, 10, 12, Some(3)),
+            (102, 0, 0, None),
+        ]);
+        let mut w = Vec::new();
+        words(text, &t, &[0.0; 6], SPECIAL, &mut w);
+        let kinds: Vec<_> = w.iter().map(|w| w.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                WordKind::Stopword,
+                WordKind::Special,
+                WordKind::Punctuation,
+                WordKind::Content
+            ]
+        );
+    }
+
+    fn word(start: usize, end: usize, score: f32, kind: WordKind) -> Word {
+        Word {
+            start,
+            end,
+            score,
+            kind,
+        }
+    }
+
+    #[test]
+    fn ngrams_stay_inside_runs_and_stop_at_four_words() {
+        use WordKind::*;
+        let kinds = [
+            Content, Content, Stopword, Content, Content, Content, Content, Content,
+        ];
+        let w: Vec<Word> = kinds.iter().map(|&k| word(0, 0, 0.0, k)).collect();
+        let mut c = Vec::new();
+        StopwordNgrams { max_words: 4 }.candidates("", &w, &mut c);
+        // run [0,1]: 3 candidates; run [3..=7] (5 words): 5+4+3+2 = 14
+        assert_eq!(c.len(), 17);
+        assert!(c.iter().all(|c| c.len <= 4));
+        assert!(!c.iter().any(|c| c.first <= 2 && c.first + c.len > 2));
+        assert!(c.contains(&Candidate { first: 3, len: 4 }));
+        assert!(c.contains(&Candidate { first: 4, len: 4 }));
+        assert!(!c.contains(&Candidate { first: 3, len: 5 }));
+    }
+
+    #[test]
+    fn ranking_merges_case_divides_single_words_and_breaks_ties_by_position() {
+        use WordKind::*;
+        // "Pi pi cat dog": Pi(1.0) pi(3.0) → single word "pi" = (1+3)/2 = 2
+        let text = "Pi pi cat dog";
+        let w = vec![
+            word(0, 2, 1.0, Content),
+            word(3, 5, 3.0, Content),
+            word(6, 9, 2.0, Content),
+            word(10, 13, 2.0, Content),
+        ];
+        let c: Vec<Candidate> = (0..4).map(|i| Candidate { first: i, len: 1 }).collect();
+        let k = rank(text, &w, &c, 10);
+        let got: Vec<(&str, f32)> = k.iter().map(|k| (k.text.as_str(), k.score)).collect();
+        // ties (2.0) broken by first position: Pi (0), cat (6), dog (10)
+        assert_eq!(got, [("Pi", 2.0), ("cat", 2.0), ("dog", 2.0)]);
+        assert_eq!((k[0].start, k[0].end), (0, 2));
+
+        // a two-word phrase seen twice sums both occurrences (no division)
+        let text = "big cat big cat";
+        let w = vec![
+            word(0, 3, 1.0, Content),
+            word(4, 7, 2.0, Content),
+            word(8, 11, 1.0, Content),
+            word(12, 15, 2.0, Content),
+        ];
+        let c = vec![
+            Candidate { first: 0, len: 2 },
+            Candidate { first: 2, len: 2 },
+        ];
+        let k = rank(text, &w, &c, 1);
+        assert_eq!(k[0].text, "big cat");
+        assert_eq!(k[0].score, 6.0);
+    }
+
+    #[test]
+    fn rank_respects_top_k() {
+        let w: Vec<Word> = (0..5)
+            .map(|i| word(i * 2, i * 2 + 1, i as f32, WordKind::Content))
+            .collect();
+        let c: Vec<Candidate> = (0..5).map(|i| Candidate { first: i, len: 1 }).collect();
+        let k = rank("a b c d e", &w, &c, 2);
+        assert_eq!(
+            k.iter().map(|k| k.text.as_str()).collect::<Vec<_>>(),
+            ["e", "d"]
+        );
+    }
+}

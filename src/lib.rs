@@ -1,0 +1,27 @@
+//! attnprompt: find the words a text is about from the self-attention of a small int8 BERT run
+//! by tract, offline, and turn them into a prompt for a downstream LLM.
+//!
+//! ```no_run
+//! use attnprompt::{Config, Pipeline};
+//! let mut pipeline = Pipeline::load(Config::new("models/all-MiniLM-L6-v2-int8"))?;
+//! let out = pipeline.run("The Raspberry Pi 5 runs BERT inference offline with tract.")?;
+//! println!("{} ({} µs)", out.prompt, out.latency.total_us);
+//! # Ok::<(), attnprompt::Error>(())
+//! ```
+//!
+//! See ARCHITECTURE.md for the data flow and which module owns each stage.
+
+pub mod config;
+pub mod encoder;
+pub mod error;
+pub mod keywords;
+pub mod pipeline;
+pub mod prompt;
+pub mod scores;
+pub mod stopwords;
+pub mod tokenize;
+
+pub use config::{Config, Layers, Strategy};
+pub use error::{Error, Result};
+pub use keywords::Keyword;
+pub use pipeline::{Latency, Output, Pipeline};

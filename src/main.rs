@@ -1,0 +1,129 @@
+//! The `attnprompt` command: a thin layer over the library that parses arguments, dispatches to
+//! a command (src/cli/), and maps errors to exit codes.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+use cli::args::PipelineArgs;
+
+/// Exit codes, also listed in `--help`.
+const EXIT_INPUT: u8 = 1;
+const EXIT_LOAD: u8 = 3;
+const EXIT_IO: u8 = 4;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "attnprompt",
+    version,
+    args_conflicts_with_subcommands = true,
+    about = "Find the words a text is about from a small int8 BERT's self-attention (tract, offline) and turn them into a prompt for an LLM.",
+    after_help = "\
+Input:
+  attnprompt \"TEXT\"          one text; prints its prompt
+  attnprompt < FILE           one text per line from stdin (also: --input FILE)
+  In batch mode every input line gets exactly one output line, in order. A line that fails
+  prints an empty line (or, with --json, an error object) and the rest go on.
+  (A text that is exactly a command name, e.g. \"inspect\", needs `attnprompt -- inspect`.)
+
+Templates (--template): a built-in name or your own text with placeholders
+  en        Answer the following question: what is {keyword}?
+  zh        请回答以下问题：什么是{keyword}？
+  {keyword} the top keyword, {keywords} the top-k joined by \", \", {text} the input;
+  {{ and }} are literal braces.
+
+Exit codes:
+  0  every text succeeded
+  1  at least one text failed (empty, too long, invalid UTF-8, no keyword candidates, prompt too long)
+  2  bad command-line arguments
+  3  the model, tokenizer, template or settings could not be loaded
+  4  the input could not be read or the output could not be written"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The text to process. Without it (and without --input), texts are read from stdin, one per line.
+    text: Option<OsString>,
+
+    /// Read texts from FILE, one per line.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "text")]
+    input: Option<PathBuf>,
+
+    /// Print one JSON object per text: keywords with scores and byte offsets, prompt, truncation, latency per stage.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+
+    /// More log output on stderr (-v info, -vv debug). Quiet by default: warnings and errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load the model and print what the pipeline found in it: layers, heads, attention nodes, quantization.
+    Inspect {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    // Logging is best effort: a failure to set it up must not stop the real work.
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+
+    let pipeline_args = match &cli.command {
+        Some(Command::Inspect { pipeline }) => pipeline,
+        None => &cli.pipeline,
+    };
+    let mut pipeline = match pipeline_args.load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_LOAD);
+        }
+    };
+
+    let result = match (&cli.command, &cli.text, &cli.input) {
+        (Some(Command::Inspect { .. }), _, _) => {
+            cli::inspect::inspect(&pipeline, cli.json);
+            Ok(0)
+        }
+        (None, Some(text), _) => cli::run::run_single(&mut pipeline, text.clone(), cli.json),
+        (None, None, Some(path)) => match File::open(path) {
+            Ok(f) => cli::run::run_batch(&mut pipeline, BufReader::new(f), cli.json),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::from(EXIT_IO);
+            }
+        },
+        (None, None, None) => cli::run::run_batch(&mut pipeline, io::stdin().lock(), cli.json),
+    };
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXIT_INPUT),
+        Err(e) => {
+            // A closed pipe (e.g. `| head`) is a normal way for a reader to stop.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_IO)
+        }
+    }
+}

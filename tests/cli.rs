@@ -1,0 +1,284 @@
+//! The `attnprompt` binary: single text, JSON, batch (with a failing line in the middle), and
+//! the exit codes and messages of bad input and bad settings.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const SHORT: &str = "The Raspberry Pi 5 runs BERT inference offline with tract.";
+
+fn attnprompt(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
+        .args(args)
+        .env_remove("ATTNPROMPT_MODEL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn single_text_prints_the_prompt_from_the_top_keyword() {
+    let o = attnprompt(&[SHORT], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The top keyword of this text, by the fixture reference (tests/fixtures, received:last).
+    assert_eq!(
+        stdout(&o),
+        "Answer the following question: what is runs BERT inference offline?\n"
+    );
+}
+
+#[test]
+fn json_has_keywords_offsets_prompt_truncation_and_latency() {
+    let o = attnprompt(&["--json", "--top-k", "3", SHORT], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["text"], SHORT);
+    let kws = v["keywords"].as_array().unwrap();
+    assert_eq!(kws.len(), 3);
+    for k in kws {
+        let (s, e) = (
+            k["start"].as_u64().unwrap() as usize,
+            k["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&SHORT[s..e], k["text"].as_str().unwrap());
+        assert!(k["score"].as_f64().unwrap() > 0.0);
+    }
+    let scores: Vec<f64> = kws.iter().map(|k| k["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["tokens"], 16);
+    assert_eq!(v["max_seq"], 128);
+    let lat = &v["latency_us"];
+    let total = lat["total"].as_u64().unwrap();
+    let parts: u64 = ["tokenize", "inference", "ranking", "prompt"]
+        .iter()
+        .map(|s| lat[*s].as_u64().unwrap())
+        .sum();
+    assert!(lat["inference"].as_u64().unwrap() > 0);
+    assert!(parts <= total, "{lat}");
+}
+
+#[test]
+fn batch_gives_one_line_per_input_line_and_goes_on_after_a_bad_one() {
+    let input = b"Edge devices run small transformer models.\n\nthe and of\n\xff\xfe broken bytes\nQuantized attention maps find keywords.\n";
+    let o = attnprompt(&["--json"], Some(input));
+    assert_eq!(o.status.code(), Some(1), "a failed line means exit 1");
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 5);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["line"], i + 1);
+    }
+    assert!(lines[0]["prompt"]
+        .as_str()
+        .unwrap()
+        .starts_with("Answer the following"));
+    assert!(lines[1]["error"].as_str().unwrap().contains("empty text"));
+    assert!(lines[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no keyword candidates"));
+    assert!(lines[3]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not valid UTF-8"));
+    assert_eq!(
+        lines[3]["text"], "\u{fffd}\u{fffd} broken bytes",
+        "input kept (lossy)"
+    );
+    assert!(lines[4]["prompt"].is_string());
+    assert!(stderr(&o).contains("line 2: error: empty text"));
+
+    // plain mode keeps the alignment with empty lines for failures
+    let o = attnprompt(&[], Some(input));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines[0].starts_with("Answer"));
+    assert_eq!(&lines[1..4], ["", "", ""]);
+    assert!(lines[4].starts_with("Answer"));
+}
+
+#[test]
+fn batch_from_file_without_trailing_newline_and_with_crlf() {
+    let dir = std::env::temp_dir().join(format!("attnprompt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("texts.txt");
+    std::fs::write(
+        &file,
+        "Tract runs ONNX models.\r\nKeywords come from attention",
+    )
+    .unwrap();
+    let o = attnprompt(&["--input", file.to_str().unwrap(), "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["text"], "Tract runs ONNX models.");
+    assert_eq!(lines[1]["text"], "Keywords come from attention");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn all_input_fails_with_exit_1_on_a_single_text() {
+    let o = attnprompt(&["   "], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("empty text"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn a_line_over_the_byte_limit_is_refused_and_the_next_line_still_runs() {
+    let mut input = "word ".repeat(20_000).into_bytes(); // 100 kB, over the 64 KiB limit
+    input.extend_from_slice(b"\nSmall models on small devices.\n");
+    let o = attnprompt(&["--json"], Some(&input));
+    assert_eq!(o.status.code(), Some(1));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("100000 bytes, over the limit of 65536"));
+    assert!(lines[1]["prompt"].is_string());
+}
+
+#[test]
+fn long_text_is_cut_and_the_cut_is_reported() {
+    let text =
+        "Edge inference with quantized transformers needs careful memory planning. ".repeat(30);
+    let o = attnprompt(&["--json", "--max-seq", "32", &text], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["tokens"], 32);
+    let kept = v["kept_bytes"].as_u64().unwrap() as usize;
+    assert!(kept > 0 && kept < text.len());
+    assert!(
+        stderr(&o).contains("text cut to its first 32 tokens"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn templates_builtin_custom_and_unknown_placeholder() {
+    let o = attnprompt(&["--template", "zh", "--top-k", "2", SHORT], None);
+    assert_eq!(
+        stdout(&o),
+        "请回答以下问题：什么是runs BERT inference offline？\n"
+    );
+    let o = attnprompt(&["-t", "Explain {keywords}.", "-k", "2", SHORT], None);
+    assert_eq!(
+        stdout(&o),
+        "Explain runs BERT inference offline, BERT inference offline.\n"
+    );
+    let o = attnprompt(&["-t", "what is {kw}?", SHORT], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("unknown placeholder `{kw}`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_settings_and_missing_model_exit_3_with_a_message() {
+    let o = attnprompt(&["--max-seq", "1000", SHORT], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("outside 3..=512"), "{}", stderr(&o));
+
+    let o = attnprompt(&["--layers", "0,9", SHORT], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("layer 9 does not exist"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = attnprompt(&["--model", "/nonexistent/model-dir", SHORT], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("model directory not found"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = attnprompt(&["--strategy", "mean", SHORT], None);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+    assert!(
+        stderr(&o).contains("unknown strategy `mean`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn model_from_environment_variable() {
+    let o = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
+        .arg(SHORT)
+        .env("ATTNPROMPT_MODEL", "/nonexistent/from-env")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("/nonexistent/from-env"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn invalid_utf8_argument_is_an_input_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"caf\xe9 menu");
+    let o = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not valid UTF-8 (first invalid byte at offset 3)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn help_explains_modes_templates_and_exit_codes() {
+    let o = attnprompt(&["--help"], None);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for needle in [
+        "--json",
+        "--strategy",
+        "--layers",
+        "--template",
+        "--max-seq",
+        "Exit codes",
+        "{keywords}",
+        "ATTNPROMPT_MODEL",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}");
+    }
+}

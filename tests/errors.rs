@@ -1,0 +1,114 @@
+//! Bad models and bad texts give typed errors, never a panic or a silent wrong answer.
+
+use std::path::{Path, PathBuf};
+
+use attnprompt::config::MAX_TEXT_BYTES;
+use attnprompt::{Config, Error, Pipeline};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shipped() -> PathBuf {
+    root().join("models/all-MiniLM-L6-v2-int8")
+}
+
+/// A scratch model directory under target/ holding `model_bytes` and the shipped tokenizer.
+fn model_dir_with(name: &str, model_bytes: &[u8]) -> PathBuf {
+    let dir = root().join("target/test-models").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.onnx"), model_bytes).unwrap();
+    std::fs::copy(shipped().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
+}
+
+fn load(dir: &Path) -> Result<Pipeline, Error> {
+    Pipeline::load(Config::new(dir))
+}
+
+#[test]
+fn missing_model_directory() {
+    let err = load(Path::new("/nonexistent/attnprompt-model"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::ModelDirMissing { .. }), "{err}");
+}
+
+#[test]
+fn corrupt_model_file() {
+    let dir = model_dir_with("corrupt", b"this is not an ONNX protobuf \x00\xff\x13");
+    let err = load(&dir).err().unwrap();
+    assert!(matches!(err, Error::ModelLoad { .. }), "{err}");
+    assert!(err.to_string().contains("model.onnx"), "{err}");
+}
+
+#[test]
+fn truncated_model_file() {
+    let bytes = std::fs::read(shipped().join("model.onnx")).unwrap();
+    let dir = model_dir_with("truncated", &bytes[..bytes.len() / 3]);
+    let err = load(&dir).err().unwrap();
+    assert!(matches!(err, Error::ModelLoad { .. }), "{err}");
+}
+
+#[test]
+fn model_without_attention_is_named_as_such() {
+    let bytes = std::fs::read(root().join("tests/fixtures/no-attention.onnx")).unwrap();
+    let dir = model_dir_with("no-attention", &bytes);
+    let err = load(&dir).err().unwrap();
+    assert!(matches!(err, Error::NoAttention { .. }), "{err}");
+    assert!(err.to_string().contains("no attention outputs"), "{err}");
+}
+
+#[test]
+fn missing_tokenizer() {
+    let dir = root().join("target/test-models/no-tokenizer");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_file(dir.join("tokenizer.json"));
+    std::fs::copy(shipped().join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let err = load(&dir).err().unwrap();
+    assert!(matches!(err, Error::TokenizerLoad { .. }), "{err}");
+}
+
+#[test]
+fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
+    let mut p = load(&shipped()).unwrap();
+    type Expected = fn(&Error) -> bool;
+    let cases: [(&[u8], Expected); 5] = [
+        (b"", |e| matches!(e, Error::EmptyText)),
+        (b" \t \n", |e| matches!(e, Error::EmptyText)),
+        (b"caf\xe9", |e| {
+            matches!(e, Error::InvalidUtf8 { offset: 3 })
+        }),
+        (b"the of and . , !", |e| {
+            matches!(e, Error::NoKeywords { .. })
+        }),
+        (
+            &[b'a'; MAX_TEXT_BYTES + 1],
+            |e| matches!(e, Error::TextTooLong { len, max } if *len == MAX_TEXT_BYTES + 1 && *max == MAX_TEXT_BYTES),
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = p.run_bytes(text).unwrap_err();
+        assert!(
+            expected(&err),
+            "{:?}: {err}",
+            String::from_utf8_lossy(&text[..text.len().min(20)])
+        );
+        assert!(err.is_input_error());
+    }
+    // after all that, the same pipeline still works
+    let out = p
+        .run("Tract plans the model once and runs it many times.")
+        .unwrap();
+    assert!(!out.keywords.is_empty());
+}
+
+#[test]
+fn keywords_point_back_into_the_text() {
+    let mut p = load(&shipped()).unwrap();
+    let text = "Ångström-level résumé parsing in Zürich: naïve Bayes vs. BERT attention.";
+    let out = p.run(text).unwrap();
+    for k in &out.keywords {
+        assert_eq!(&text[k.start..k.end], k.text);
+    }
+}
