@@ -27,6 +27,8 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const DEFAULT_TOP_K: usize = 5;
 /// Most keywords one run can return.
 pub const MAX_TOP_K: usize = 64;
+/// Most threads tract may use.
+pub const MAX_THREADS: usize = 64;
 /// Longest candidate phrase, in words.
 pub const MAX_PHRASE_WORDS: usize = 4;
 
@@ -155,6 +157,11 @@ pub struct Config {
     pub top_k: usize,
     /// Prompt template: a built-in name (`en`, `zh`) or the template text itself.
     pub template: String,
+    /// Threads for tract's matrix products (1: everything on the calling thread).
+    pub threads: usize,
+    /// Memory the pipeline may hold, in bytes; `None`: no limit. Checked at load against the
+    /// memory plan.
+    pub memory_budget: Option<u64>,
 }
 
 impl Config {
@@ -167,6 +174,8 @@ impl Config {
             layers: None,
             top_k: DEFAULT_TOP_K,
             template: "en".to_string(),
+            threads: 1,
+            memory_budget: None,
         }
     }
 
@@ -182,6 +191,12 @@ impl Config {
             return Err(Error::Config(format!(
                 "top-k {} is outside 1..={MAX_TOP_K}",
                 self.top_k
+            )));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(Error::Config(format!(
+                "threads {} is outside 1..={MAX_THREADS}",
+                self.threads
             )));
         }
         Ok(())

@@ -37,6 +37,14 @@ pub enum Error {
     #[error("invalid layer selection `{spec}`: {reason}")]
     Layers { spec: String, reason: String },
 
+    #[error("the pipeline needs {needed} but the memory budget is {budget}; {suggestion}.\nMemory plan:\n{plan}")]
+    OverBudget {
+        budget: String,
+        needed: String,
+        plan: String,
+        suggestion: String,
+    },
+
     #[error("template error: {0}")]
     Template(String),
 

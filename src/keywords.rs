@@ -4,8 +4,6 @@
 //! score is the sum of its pieces. Candidates come from a [`CandidateGenerator`], so a better
 //! generator (e.g. noun phrases from a tagger) can replace the stopword-delimited n-grams.
 
-use std::collections::HashMap;
-
 use crate::stopwords::is_stopword;
 use crate::tokenize::{SpecialIds, Tokens};
 
@@ -138,73 +136,120 @@ pub struct Keyword {
     pub score: f32,
 }
 
-#[derive(Debug)]
+/// A merged phrase: its first occurrence and its summed score.
+#[derive(Debug, Clone, Copy)]
 struct Phrase {
     start: usize,
     end: usize,
-    sum: f32,
-    occurrences: u32,
-    words: usize,
+    score: f32,
 }
 
-/// Merges candidate occurrences by lowercased form and returns the `top_k` best.
-///
-/// A phrase's score is the sum over its occurrences of the sum of its words' scores; a single
-/// word's score is divided by its number of occurrences. Ties go to the phrase met first.
-pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) -> Vec<Keyword> {
-    let mut phrases: Vec<Phrase> = Vec::new();
-    let mut by_key: HashMap<String, usize> = HashMap::new();
-    let mut key = String::new();
-    for c in candidates {
-        let span = &words[c.first..c.first + c.len];
-        key.clear();
-        for (k, w) in span.iter().enumerate() {
-            if k > 0 {
-                key.push(' ');
-            }
-            key.extend(text[w.start..w.end].chars().flat_map(char::to_lowercase));
-        }
-        let score: f32 = span.iter().map(|w| w.score).sum();
-        match by_key.get(key.as_str()) {
-            Some(&ix) => {
-                phrases[ix].sum += score;
-                phrases[ix].occurrences += 1;
-            }
-            None => {
-                by_key.insert(key.clone(), phrases.len());
-                phrases.push(Phrase {
-                    start: span[0].start,
-                    end: span[c.len - 1].end,
-                    sum: score,
-                    occurrences: 1,
-                    words: c.len,
-                });
-            }
+/// Ranks candidates into keywords with working memory reserved once, at load: nothing on
+/// this path allocates except the returned keywords' text.
+#[derive(Debug, Default)]
+pub struct Ranker {
+    order: Vec<u32>,
+    phrases: Vec<Phrase>,
+}
+
+impl Ranker {
+    /// Room for `max_candidates` candidate occurrences.
+    pub fn with_capacity(max_candidates: usize) -> Self {
+        Ranker {
+            order: Vec::with_capacity(max_candidates),
+            phrases: Vec::with_capacity(max_candidates),
         }
     }
-    let score = |p: &Phrase| {
-        if p.words == 1 {
-            p.sum / p.occurrences as f32
-        } else {
-            p.sum
+
+    /// Bytes reserved.
+    pub fn reserved_bytes(&self) -> usize {
+        self.order.capacity() * std::mem::size_of::<u32>()
+            + self.phrases.capacity() * std::mem::size_of::<Phrase>()
+    }
+
+    /// Merges candidate occurrences by lowercased form and writes the `top_k` best to `out`.
+    ///
+    /// A phrase's score is the sum over its occurrences of the sum of its words' scores; a
+    /// single word's score is divided by its number of occurrences. Ties go to the phrase met
+    /// first.
+    pub fn rank(
+        &mut self,
+        text: &str,
+        words: &[Word],
+        candidates: &[Candidate],
+        top_k: usize,
+        out: &mut Vec<Keyword>,
+    ) {
+        // Group equal keys by sorting occurrence indices by (key, position); keys are compared
+        // as lowercased character streams, never materialized.
+        self.order.clear();
+        self.order.extend(0..candidates.len() as u32);
+        let key = |c: &Candidate| phrase_key(text, &words[c.first..c.first + c.len]);
+        self.order.sort_unstable_by(|&a, &b| {
+            let (ca, cb) = (&candidates[a as usize], &candidates[b as usize]);
+            key(ca).cmp(key(cb)).then(ca.first.cmp(&cb.first))
+        });
+        self.phrases.clear();
+        let mut i = 0;
+        while i < self.order.len() {
+            let first = &candidates[self.order[i] as usize];
+            let mut sum = 0.0f32;
+            let mut occurrences = 0u32;
+            let mut j = i;
+            while j < self.order.len() {
+                let c = &candidates[self.order[j] as usize];
+                if j > i && key(c).ne(key(first)) {
+                    break;
+                }
+                sum += words[c.first..c.first + c.len]
+                    .iter()
+                    .map(|w| w.score)
+                    .sum::<f32>();
+                occurrences += 1;
+                j += 1;
+            }
+            self.phrases.push(Phrase {
+                start: words[first.first].start,
+                end: words[first.first + first.len - 1].end,
+                score: if first.len == 1 {
+                    sum / occurrences as f32
+                } else {
+                    sum
+                },
+            });
+            i = j;
         }
-    };
-    phrases.sort_by(|a, b| {
-        score(b)
-            .total_cmp(&score(a))
-            .then(a.start.cmp(&b.start))
-            .then(a.end.cmp(&b.end))
-    });
-    phrases
-        .iter()
-        .take(top_k)
-        .map(|p| Keyword {
+        self.phrases.sort_unstable_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.start.cmp(&b.start))
+                .then(a.end.cmp(&b.end))
+        });
+        out.clear();
+        out.extend(self.phrases.iter().take(top_k).map(|p| Keyword {
             text: text[p.start..p.end].to_string(),
             start: p.start,
             end: p.end,
-            score: score(p),
-        })
-        .collect()
+            score: p.score,
+        }));
+    }
+}
+
+/// The lowercased words of a phrase joined by single spaces, as a character stream.
+fn phrase_key<'a>(text: &'a str, words: &'a [Word]) -> impl Iterator<Item = char> + 'a {
+    words.iter().enumerate().flat_map(move |(k, w)| {
+        (k > 0)
+            .then_some(' ')
+            .into_iter()
+            .chain(text[w.start..w.end].chars().flat_map(char::to_lowercase))
+    })
+}
+
+/// One-off ranking with fresh working memory (see [`Ranker::rank`]).
+pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) -> Vec<Keyword> {
+    let mut out = Vec::new();
+    Ranker::with_capacity(candidates.len()).rank(text, words, candidates, top_k, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -11,10 +11,13 @@
 //!
 //! See ARCHITECTURE.md for the data flow and which module owns each stage.
 
+pub mod bench;
 pub mod config;
 pub mod encoder;
 pub mod error;
+pub mod heap;
 pub mod keywords;
+pub mod memory;
 pub mod pipeline;
 pub mod prompt;
 pub mod scores;

@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
+#[cfg(feature = "heap-stats")]
+#[global_allocator]
+static ALLOCATOR: attnprompt::heap::CountingAlloc = attnprompt::heap::CountingAlloc;
+
 use cli::args::PipelineArgs;
 
 /// Exit codes, also listed in `--help`.
@@ -75,6 +79,14 @@ enum Command {
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
+    /// Time the whole pipeline per stage (min/p50/p90/p99/max/mean) and report the setting,
+    /// cold start, peak heap and RSS.
+    Bench {
+        #[command(flatten)]
+        bench: cli::bench::BenchArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,7 +100,7 @@ fn main() -> ExitCode {
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
 
     let pipeline_args = match &cli.command {
-        Some(Command::Inspect { pipeline }) => pipeline,
+        Some(Command::Inspect { pipeline }) | Some(Command::Bench { pipeline, .. }) => pipeline,
         None => &cli.pipeline,
     };
     let mut pipeline = match pipeline_args.load() {
@@ -103,6 +115,15 @@ fn main() -> ExitCode {
         (Some(Command::Inspect { .. }), _, _) => {
             cli::inspect::inspect(&pipeline, cli.json);
             Ok(0)
+        }
+        (Some(Command::Bench { bench, .. }), _, _) => {
+            match cli::bench::bench(&mut pipeline, bench, cli.json) {
+                Ok(()) => Ok(0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(1)
+                }
+            }
         }
         (None, Some(text), _) => cli::run::run_single(&mut pipeline, text.clone(), cli.json),
         (None, None, Some(path)) => match File::open(path) {

@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
-use crate::config::{Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES};
+use crate::config::{Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES, MIN_SEQ};
 use crate::encoder::{Encoder, ModelFacts};
 use crate::error::{Error, Result};
-use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, StopwordNgrams, Word};
+use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
+use crate::memory::{format_size, MemoryPart, MemoryPlan};
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
 use crate::tokenize::{TextTokenizer, Tokens};
@@ -43,18 +44,73 @@ pub struct Pipeline {
     template: Template,
     candidates: Box<dyn CandidateGenerator + Send>,
     buffers: Buffers,
+    memory: MemoryPlan,
+    load_seconds: f64,
 }
 
-/// Per-text working memory, kept between runs.
-#[derive(Default)]
+/// Per-text working memory, reserved at load from `max_seq` and kept between runs.
 struct Buffers {
     tokens: Tokens,
     scores: Vec<f32>,
     scratch: Vec<f32>,
     words: Vec<Word>,
     candidates: Vec<Candidate>,
+    ranker: Ranker,
+    keywords: Vec<Keyword>,
     prompt: PromptBuf,
 }
+
+impl Buffers {
+    fn new(max_seq: usize, top_k: usize) -> Self {
+        // Every word has at least one token, every candidate starts at a word and has at most
+        // MAX_PHRASE_WORDS of them.
+        let max_candidates = max_seq * MAX_PHRASE_WORDS;
+        Buffers {
+            tokens: Tokens {
+                ids: Vec::with_capacity(max_seq),
+                offsets: Vec::with_capacity(max_seq),
+                word_ids: Vec::with_capacity(max_seq),
+                truncated: false,
+                kept_bytes: 0,
+            },
+            scores: Vec::with_capacity(max_seq),
+            scratch: Vec::with_capacity(2 * max_seq),
+            words: Vec::with_capacity(max_seq),
+            candidates: Vec::with_capacity(max_candidates),
+            ranker: Ranker::with_capacity(max_candidates),
+            keywords: Vec::with_capacity(top_k),
+            prompt: PromptBuf::new(),
+        }
+    }
+
+    fn reserved_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let t = &self.tokens;
+        t.ids.capacity() * size_of::<u32>()
+            + t.offsets.capacity() * size_of::<(usize, usize)>()
+            + t.word_ids.capacity() * size_of::<Option<u32>>()
+            + (self.scores.capacity() + self.scratch.capacity()) * size_of::<f32>()
+            + self.words.capacity() * size_of::<Word>()
+            + self.candidates.capacity() * size_of::<Candidate>()
+            + self.ranker.reserved_bytes()
+            + self.keywords.capacity() * size_of::<Keyword>()
+            + size_of::<PromptBuf>()
+    }
+}
+
+// The three constants below were measured with the counting allocator (`heap.rs`) on the
+// shipped model and tokenizer, x86_64, tract 0.23.9, tokenizers 0.22.2; tests/memory.rs checks
+// the plan they give against the measured peak at seq 32, 128 and 512.
+
+/// Heap the tokenizer holds per vocabulary entry (token strings in two hash maps, the
+/// WordPiece model): 4.73 MB for 30,522 entries.
+pub const TOKENIZER_BYTES_PER_VOCAB_ENTRY: u64 = 155;
+/// Peak heap the tokenizer uses per byte of input while encoding (a normalized copy with
+/// per-byte alignments, the pre-tokenized splits, the encoding): 4.9 MB for 65 kB of text.
+pub const TOKENIZER_WORK_BYTES_PER_TEXT_BYTE: u64 = 76;
+/// Heap tract holds per node of the optimized graph beyond the weights (nodes, facts, op
+/// parameters, the plan and its state): 0.42 MB over 933 nodes.
+pub const GRAPH_BYTES_PER_NODE: u64 = 450;
 
 impl Pipeline {
     /// Loads the tokenizer and model of `config.model_dir` and plans the model for
@@ -67,9 +123,18 @@ impl Pipeline {
                 path: config.model_dir.clone(),
             });
         }
+        let started = Instant::now();
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
-        let encoder = Encoder::load(&config.model_file(), config.max_seq, false)?;
+        let encoder = Encoder::load(&config.model_file(), config.max_seq, config.threads, false)?;
         let layers = config.layers_or_default().resolve(encoder.facts().layers)?;
+        let buffers = Buffers::new(config.max_seq, config.top_k);
+        let memory = memory_plan(&config, &tokenizer, &encoder, &buffers);
+        if let Some(budget) = config.memory_budget {
+            if memory.total() > budget {
+                // Everything loaded so far is dropped on return: nothing stays half-loaded.
+                return Err(over_budget(&config, budget, &memory));
+            }
+        }
         Ok(Pipeline {
             config,
             layers,
@@ -79,8 +144,20 @@ impl Pipeline {
             candidates: Box::new(StopwordNgrams {
                 max_words: MAX_PHRASE_WORDS,
             }),
-            buffers: Buffers::default(),
+            buffers,
+            memory,
+            load_seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The memory plan computed at load.
+    pub fn memory_plan(&self) -> &MemoryPlan {
+        &self.memory
+    }
+
+    /// Seconds `load` took: tokenizer, model parsing, optimization and planning (cold start).
+    pub fn load_seconds(&self) -> f64 {
+        self.load_seconds
     }
 
     pub fn config(&self) -> &Config {
@@ -142,20 +219,26 @@ impl Pipeline {
         keywords::words(text, &b.tokens, &b.scores, special, &mut b.words);
         self.candidates
             .candidates(text, &b.words, &mut b.candidates);
-        let keywords = keywords::rank(text, &b.words, &b.candidates, self.config.top_k);
-        if keywords.is_empty() {
+        b.ranker.rank(
+            text,
+            &b.words,
+            &b.candidates,
+            self.config.top_k,
+            &mut b.keywords,
+        );
+        if b.keywords.is_empty() {
             return Err(Error::NoKeywords {
                 max_seq: self.config.max_seq,
             });
         }
         let t3 = Instant::now();
 
-        self.template.render(&keywords, text, &mut b.prompt)?;
+        self.template.render(&b.keywords, text, &mut b.prompt)?;
         let t4 = Instant::now();
 
         let us = |a: Instant, b: Instant| b.duration_since(a).as_micros() as u64;
         Ok(Output {
-            keywords,
+            keywords: b.keywords.clone(),
             prompt: b.prompt.as_str().to_string(),
             truncated: b.tokens.truncated,
             kept_bytes: b.tokens.kept_bytes,
@@ -170,12 +253,97 @@ impl Pipeline {
         })
     }
 
+    /// Tokenizes `text` and runs the model with per-node timing, adding into `acc` (see
+    /// [`Encoder::profile`]).
+    pub fn profile_inference(
+        &mut self,
+        text: &str,
+        acc: &mut Vec<crate::encoder::OpTime>,
+    ) -> Result<()> {
+        check_text(text)?;
+        self.tokenizer
+            .tokenize_into(text, &mut self.buffers.tokens)?;
+        let pad = self.tokenizer.special_ids().pad;
+        self.encoder.profile(&self.buffers.tokens.ids, pad, acc)
+    }
+
     /// Checks raw bytes (e.g. a line read from a file) and runs them.
     pub fn run_bytes(&mut self, bytes: &[u8]) -> Result<Output> {
         let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
             offset: e.valid_up_to(),
         })?;
         self.run(text)
+    }
+}
+
+/// The parts the pipeline holds at its peak while running a text.
+fn memory_plan(
+    config: &Config,
+    tokenizer: &TextTokenizer,
+    encoder: &Encoder,
+    buffers: &Buffers,
+) -> MemoryPlan {
+    let facts = encoder.facts();
+    let vocab = tokenizer.vocab_size() as u64;
+    MemoryPlan {
+        max_seq: config.max_seq,
+        threads: config.threads,
+        parts: vec![
+            MemoryPart {
+                name: "weights",
+                bytes: facts.file_bytes,
+                how: "the ONNX initializers as tract repacks them: the file size",
+            },
+            MemoryPart {
+                name: "activations",
+                bytes: facts.activations_bytes,
+                how: "peak of the tensors alive at once along tract's plan",
+            },
+            MemoryPart {
+                name: "model graph",
+                bytes: GRAPH_BYTES_PER_NODE * facts.nodes as u64,
+                how: "per node of the optimized graph",
+            },
+            MemoryPart {
+                name: "tokenizer",
+                bytes: TOKENIZER_BYTES_PER_VOCAB_ENTRY * vocab
+                    + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * MAX_TEXT_BYTES as u64,
+                how: "per vocabulary entry, plus encoding the longest text accepted",
+            },
+            MemoryPart {
+                name: "buffers",
+                bytes: buffers.reserved_bytes() as u64,
+                how: "reserved at load from max_seq",
+            },
+        ],
+    }
+}
+
+/// The error for a plan over budget: every part, and the longest sequence that would fit.
+fn over_budget(config: &Config, budget: u64, plan: &MemoryPlan) -> Error {
+    let fixed = plan.total() - plan.part("activations").unwrap_or(0);
+    let activations = plan.part("activations").unwrap_or(0);
+    // Activations grow as a·s + b·s² with the sequence s (attention is s × s), so for a
+    // shorter sequence they shrink at least in proportion: scaling linearly bounds them above.
+    let fits = |s: usize| {
+        fixed as f64 + activations as f64 * s as f64 / config.max_seq as f64 <= budget as f64
+    };
+    let suggestion = if fixed > budget {
+        format!(
+            "no sequence length fits: everything but the activations already needs {}",
+            format_size(fixed)
+        )
+    } else {
+        match (MIN_SEQ..config.max_seq).rev().find(|&s| fits(s)) {
+            Some(s) => format!("--max-seq {s} or less should fit"),
+            None => "no sequence length fits".to_string(),
+        }
+    };
+    Error::OverBudget {
+        budget: format_size(budget),
+        needed: format_size(plan.total()),
+        plan: plan.to_string(),
+        suggestion,
     }
 }
 

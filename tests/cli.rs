@@ -282,3 +282,128 @@ fn help_explains_modes_templates_and_exit_codes() {
         assert!(help.contains(needle), "help lacks {needle}");
     }
 }
+
+#[test]
+fn inspect_reports_model_facts_kernels_and_memory_plan() {
+    let o = attnprompt(&["inspect", "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["layers"], 6);
+    assert_eq!(v["heads"], 12);
+    assert_eq!(v["vocab"], 30522);
+    assert_eq!(v["attention_nodes"].as_array().unwrap().len(), 6);
+    assert!(
+        !v["kernels"].as_array().unwrap().is_empty(),
+        "{}",
+        v["kernels"]
+    );
+    let parts = v["memory_plan"]["parts"].as_array().unwrap();
+    let sum: u64 = parts.iter().map(|p| p["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(sum, v["memory_plan_total"].as_u64().unwrap());
+    assert!(
+        v["peak_heap_bytes"].as_u64().unwrap() > 0,
+        "heap-stats is on by default"
+    );
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn memory_budget_too_small_is_refused_with_the_plan_and_a_suggestion() {
+    let o = attnprompt(
+        &["--memory-budget", "60MiB", "--max-seq", "512", SHORT],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("memory budget is 60.0 MiB"), "{err}");
+    for part in ["weights", "activations", "tokenizer", "buffers", "total"] {
+        assert!(err.contains(part), "{err}");
+    }
+    let suggested: usize = err
+        .split("--max-seq ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no suggestion in {err}"));
+    let o = attnprompt(
+        &[
+            "--memory-budget",
+            "60MiB",
+            "--max-seq",
+            &suggested.to_string(),
+            SHORT,
+        ],
+        None,
+    );
+    assert!(
+        o.status.success(),
+        "suggested --max-seq {suggested}: {}",
+        stderr(&o)
+    );
+
+    let o = attnprompt(&["--memory-budget", "1MiB", SHORT], None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("no sequence length fits"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = attnprompt(&["--memory-budget", "lots", SHORT], None);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn bench_reports_stages_and_setting() {
+    let o = attnprompt(
+        &[
+            "bench",
+            "--json",
+            "-n",
+            "4",
+            "--warmup",
+            "1",
+            "--max-seq",
+            "32",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["runs"], 4);
+    for stage in ["tokenize", "inference", "ranking", "prompt", "total"] {
+        let s = &v["latency_us"][stage];
+        assert_eq!(s["samples"], 4, "{stage}");
+        let (min, p50, max) = (
+            s["min"].as_u64().unwrap(),
+            s["p50"].as_u64().unwrap(),
+            s["max"].as_u64().unwrap(),
+        );
+        assert!(min <= p50 && p50 <= max, "{stage}: {s}");
+    }
+    let setting = &v["setting"];
+    assert_eq!(setting["max_seq"], 32);
+    assert_eq!(setting["threads"], 1);
+    assert_eq!(setting["model_sha256"].as_str().unwrap().len(), 64);
+    assert!(!setting["target"].as_str().unwrap().is_empty());
+    assert!(!setting["tract_version"].as_str().unwrap().is_empty());
+    assert!(v["load_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn two_threads_give_the_same_keywords() {
+    let one = attnprompt(&["--json", SHORT], None);
+    let two = attnprompt(&["--json", "--threads", "2", SHORT], None);
+    assert!(two.status.success(), "{}", stderr(&two));
+    let (a, b) = (&json_lines(&one)[0], &json_lines(&two)[0]);
+    assert_eq!(a["prompt"], b["prompt"]);
+    let texts = |v: &Value| -> Vec<String> {
+        v["keywords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(a), texts(b));
+}

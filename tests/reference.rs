@@ -245,7 +245,7 @@ struct Distances {
 
 fn distances(model: &Path, fixture_name: &str) -> Distances {
     let f = fixture(fixture_name);
-    let mut encoder = Encoder::load(model, MAX_SEQ, true).unwrap();
+    let mut encoder = Encoder::load(model, MAX_SEQ, 1, true).unwrap();
     let layers = encoder.facts().layers;
     let mut d = Distances {
         received: vec![0.0; layers],

@@ -30,6 +30,15 @@ pub struct PipelineArgs {
     #[arg(short, long, env = MODEL_ENV, value_name = "DIR")]
     pub model: Option<PathBuf>,
 
+    /// Threads for tract's matrix products.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+
+    /// Memory the pipeline may hold (weights, activations, tokenizer, buffers), e.g. 64MiB;
+    /// checked against the memory plan at load. Default: no limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+
     /// Fixed sequence length in tokens ([CLS] and [SEP] included), 3 to 512. Longer texts are cut and the cut is reported.
     #[arg(long, default_value_t = DEFAULT_MAX_SEQ, value_name = "TOKENS")]
     pub max_seq: usize,
@@ -37,6 +46,10 @@ pub struct PipelineArgs {
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
     s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    attnprompt::memory::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn parse_layers(s: &str) -> Result<Layers, String> {
@@ -52,6 +65,8 @@ impl PipelineArgs {
         cfg.layers = self.layers.clone();
         cfg.top_k = self.top_k;
         cfg.template = self.template.clone();
+        cfg.threads = self.threads;
+        cfg.memory_budget = self.memory_budget;
         Ok(cfg)
     }
 

@@ -2,7 +2,13 @@
 
 use serde_json::json;
 
+use attnprompt::heap;
+use attnprompt::memory::format_size;
 use attnprompt::Pipeline;
+
+fn fmt_opt(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), format_size)
+}
 
 pub fn inspect(pipeline: &Pipeline, as_json: bool) {
     let facts = pipeline.model_facts();
@@ -21,14 +27,64 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         "layers_read": pipeline.layers(),
         "candidates": pipeline.candidate_generator(),
         "top_k": cfg.top_k,
+        "threads": facts.threads,
+        "kernels": facts.kernels,
+        "load_ms": pipeline.load_seconds() * 1e3,
+        "memory_plan": pipeline.memory_plan(),
+        "memory_plan_total": pipeline.memory_plan().total(),
+        "memory_budget": cfg.memory_budget,
+        "heap_now_bytes": heap::is_counting().then(heap::current_bytes),
+        "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),
+        "peak_rss_bytes": heap::peak_rss_bytes(),
     });
     if as_json {
         println!("{v}");
         return;
     }
-    if let Some(map) = v.as_object() {
-        for (k, val) in map {
-            println!("{k:16} {val}");
+    let kernels: Vec<String> = facts
+        .kernels
+        .iter()
+        .map(|(k, n)| format!("{k} ×{n}"))
+        .collect();
+    println!("model          {}", facts.path.display());
+    println!(
+        "architecture   {} attention layers × {} heads, vocab {}, token_type_ids: {}",
+        facts.layers,
+        facts.heads,
+        pipeline.vocab_size(),
+        facts.has_token_type_ids
+    );
+    println!(
+        "quantization   {}",
+        v["quantization"].as_str().unwrap_or_default()
+    );
+    println!("attention      {}", facts.attention_nodes.join(", "));
+    println!(
+        "settings       max_seq {}, threads {}, strategy {} on layers {:?}, candidates {}, top-k {}",
+        facts.max_seq,
+        facts.threads,
+        cfg.strategy.name(),
+        pipeline.layers(),
+        pipeline.candidate_generator(),
+        cfg.top_k
+    );
+    println!("kernels        {}", kernels.join(", "));
+    println!(
+        "cold start     {:.0} ms (load + optimize + plan)",
+        pipeline.load_seconds() * 1e3
+    );
+    println!(
+        "memory plan{}",
+        match cfg.memory_budget {
+            Some(b) => format!(" (budget {})", format_size(b)),
+            None => String::new(),
         }
-    }
+    );
+    println!("{}", pipeline.memory_plan());
+    println!(
+        "measured       heap now {}, peak heap {}, peak RSS {}",
+        fmt_opt(heap::is_counting().then(|| heap::current_bytes() as u64)),
+        fmt_opt(heap::is_counting().then(|| heap::peak_bytes() as u64)),
+        fmt_opt(heap::peak_rss_bytes())
+    );
 }

@@ -6,6 +6,7 @@ use std::io::{self, BufRead, Write};
 use serde_json::json;
 
 use attnprompt::config::MAX_TEXT_BYTES;
+use attnprompt::heap;
 use attnprompt::{Error, Output, Pipeline};
 
 /// One text from the command line. Returns the number of failed texts (0 or 1).
@@ -111,6 +112,8 @@ fn report(
                 "max_seq": pipeline.config().max_seq,
                 "strategy": pipeline.config().strategy.name(),
                 "layers": pipeline.layers(),
+                "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),
+                "peak_rss_bytes": heap::peak_rss_bytes(),
                 "latency_us": {
                     "tokenize": o.latency.tokenize_us,
                     "inference": o.latency.inference_us,

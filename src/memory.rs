@@ -1,0 +1,180 @@
+//! The memory plan: what the pipeline holds, part by part, computed at load for the chosen
+//! model, sequence length and threads, and checked against the budget before any text is run.
+
+use std::collections::HashMap;
+
+use tract_onnx::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// One part of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryPart {
+    pub name: &'static str,
+    pub bytes: u64,
+    /// How the figure was obtained.
+    pub how: &'static str,
+}
+
+/// The memory a loaded pipeline holds, at its peak while running a text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryPlan {
+    pub max_seq: usize,
+    pub threads: usize,
+    pub parts: Vec<MemoryPart>,
+}
+
+impl MemoryPlan {
+    pub fn total(&self) -> u64 {
+        self.parts.iter().map(|p| p.bytes).sum()
+    }
+
+    pub fn part(&self, name: &str) -> Option<u64> {
+        self.parts.iter().find(|p| p.name == name).map(|p| p.bytes)
+    }
+}
+
+impl std::fmt::Display for MemoryPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.parts {
+            writeln!(
+                f,
+                "  {:<18} {:>10}  ({})",
+                p.name,
+                format_size(p.bytes),
+                p.how
+            )?;
+        }
+        write!(f, "  {:<18} {:>10}", "total", format_size(self.total()))
+    }
+}
+
+/// Bytes of the weights tract keeps after optimization (constants, packed where tract packs
+/// them) and the peak bytes of the tensors alive at once during one run, found by walking the
+/// plan's evaluation order: a tensor lives from the node that makes it to its last consumer;
+/// the graph outputs live until the end of the run (we read them after).
+pub fn weights_and_activations(model: &TypedModel, order: &[usize]) -> Result<(u64, u64)> {
+    fn fail(e: impl std::fmt::Display) -> Error {
+        Error::ModelLoad {
+            path: Default::default(),
+            reason: format!("memory plan: {e}"),
+        }
+    }
+    let is_const = |id: usize| {
+        model
+            .node(id)
+            .op_is::<tract_onnx::tract_core::ops::konst::Const>()
+    };
+    let size = |outlet: OutletId| -> Result<u64> {
+        let fact = model.outlet_fact(outlet).map_err(fail)?;
+        let bytes = fact.mem_size().to_i64().map_err(fail)?;
+        Ok(bytes as u64)
+    };
+    let outputs: Vec<OutletId> = model.output_outlets().map_err(fail)?.to_vec();
+    // last position in `order` where each outlet is read
+    let mut last_use: HashMap<OutletId, usize> = HashMap::new();
+    for (pos, &node) in order.iter().enumerate() {
+        for input in &model.node(node).inputs {
+            last_use.insert(*input, pos);
+        }
+    }
+    let mut weights = 0u64;
+    for node in model.nodes().iter().filter(|n| is_const(n.id)) {
+        weights += size(OutletId::new(node.id, 0))?;
+    }
+    let mut live = 0u64;
+    let mut peak = 0u64;
+    for (pos, &id) in order.iter().enumerate() {
+        let node = model.node(id);
+        if is_const(id) {
+            continue;
+        }
+        for slot in 0..node.outputs.len() {
+            live += size(OutletId::new(id, slot))?;
+        }
+        peak = peak.max(live);
+        // free the non-constant inputs whose last reader this node was
+        for input in &node.inputs {
+            if !is_const(input.node)
+                && last_use.get(input) == Some(&pos)
+                && !outputs.contains(input)
+            {
+                live -= size(*input)?;
+            }
+        }
+    }
+    Ok((weights, peak))
+}
+
+/// Parses a size such as `64MiB`, `1.5GiB`, `512k`, `200MB` or `1048576` (bytes).
+/// Binary units (KiB, MiB, GiB, and the short k, M, G) are powers of 1024; KB, MB, GB are
+/// powers of 1000.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || {
+        Error::Config(format!(
+            "cannot read the size `{s}` (examples: 64MiB, 1.5GiB, 512KiB, 200MB, 1048576)"
+        ))
+    };
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "k" | "K" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// `12.3 MiB`, `640 KiB`, `512 B`.
+pub fn format_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB * KIB {
+        format!("{:.2} GiB", b / (KIB * KIB * KIB))
+    } else if b >= KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    } else if b >= KIB {
+        format!("{:.0} KiB", b / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("200MB").unwrap(), 200_000_000);
+        assert_eq!(parse_size(" 4096 ").unwrap(), 4096);
+        for bad in ["", "MiB", "12 parsecs", "-5M", "0", "1..2M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_format() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(640 << 10), "640 KiB");
+        assert_eq!(format_size(64 << 20), "64.0 MiB");
+        assert_eq!(format_size(3 << 29), "1.50 GiB");
+    }
+}
