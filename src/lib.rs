@@ -18,6 +18,7 @@ pub mod keywords;
 pub mod pipeline;
 pub mod prompt;
 pub mod scores;
+pub mod stem;
 pub mod stopwords;
 pub mod tokenize;
 
