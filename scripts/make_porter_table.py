@@ -1,4 +1,4 @@
-"""(word, NLTK stem) table for tests/stem.rs. See scripts/make-porter-table."""
+"""(word, NLTK stem) table for tests/stem.rs. See scripts/make-nltk-fixtures."""
 
 import json
 import random
@@ -58,7 +58,7 @@ def main():
     rows = sorted((w, stemmer.stem(w)) for w in chosen)
     with OUT.open("w", encoding="utf-8") as f:
         f.write(f"# word\tstem by nltk {nltk.__version__} PorterStemmer() (NLTK_EXTENSIONS); "
-                "made by scripts/make-porter-table\n")
+                "made by scripts/make-nltk-fixtures\n")
         for w, s in rows:
             f.write(f"{w}\t{s}\n")
     print(f"wrote {len(rows)} rows to {OUT.relative_to(ROOT)}")

@@ -164,7 +164,12 @@ pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) 
             }
             key.extend(text[w.start..w.end].chars().flat_map(char::to_lowercase));
         }
-        let score: f32 = span.iter().map(|w| w.score).sum();
+        // Punctuation inside a phrase (the `-` of a hyphenated compound) is not one of its words.
+        let score: f32 = span
+            .iter()
+            .filter(|w| w.kind != WordKind::Punctuation)
+            .map(|w| w.score)
+            .sum();
         match by_key.get(key.as_str()) {
             Some(&ix) => {
                 phrases[ix].sum += score;

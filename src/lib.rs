@@ -14,15 +14,18 @@
 pub mod config;
 pub mod encoder;
 pub mod error;
+pub mod eval;
 pub mod keywords;
+pub mod nounphrase;
 pub mod pipeline;
 pub mod prompt;
 pub mod scores;
 pub mod stem;
 pub mod stopwords;
+pub mod tagger;
 pub mod tokenize;
 
-pub use config::{Config, Layers, Strategy};
+pub use config::{Candidates, Config, Layers, Strategy};
 pub use error::{Error, Result};
 pub use keywords::Keyword;
 pub use pipeline::{Latency, Output, Pipeline};

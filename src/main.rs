@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
+use attnprompt::Error;
 use cli::args::PipelineArgs;
 
 /// Exit codes, also listed in `--help`.
@@ -75,6 +76,9 @@ enum Command {
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
+    /// Measure keyword quality on a keyphrase benchmark (JSON lines with `text` and gold
+    /// `keyphrases`): macro and micro P/R/F1 at k, with the protocol of the keyphrase literature.
+    Eval(cli::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +93,21 @@ fn main() -> ExitCode {
 
     let pipeline_args = match &cli.command {
         Some(Command::Inspect { pipeline }) => pipeline,
+        Some(Command::Eval(args)) => {
+            // eval loads its own model runs (windows, several settings at once)
+            return match cli::eval::eval(args, cli.json) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_INPUT),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(if matches!(e, Error::Io { .. } | Error::Dataset { .. }) {
+                        EXIT_IO
+                    } else {
+                        EXIT_LOAD
+                    })
+                }
+            };
+        }
         None => &cli.pipeline,
     };
     let mut pipeline = match pipeline_args.load() {
@@ -100,6 +119,7 @@ fn main() -> ExitCode {
     };
 
     let result = match (&cli.command, &cli.text, &cli.input) {
+        (Some(Command::Eval(_)), _, _) => unreachable!("handled above"),
         (Some(Command::Inspect { .. }), _, _) => {
             cli::inspect::inspect(&pipeline, cli.json);
             Ok(0)

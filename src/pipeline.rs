@@ -1,14 +1,17 @@
 //! The whole flow, one straight path: text → tokens → tensors → attention → token scores →
 //! word scores → keywords → prompt, timing each stage.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::{Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES};
+use crate::config::{Candidates, Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES};
 use crate::encoder::{Encoder, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, StopwordNgrams, Word};
+use crate::nounphrase::NounPhrases;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
+use crate::tagger::{default_tagger_dir, Tagger, DEFAULT_TAGGER_NAME};
 use crate::tokenize::{TextTokenizer, Tokens};
 
 /// Microseconds spent in each stage of one run.
@@ -71,14 +74,12 @@ impl Pipeline {
         let encoder = Encoder::load(&config.model_file(), config.max_seq, false)?;
         let layers = config.layers_or_default().resolve(encoder.facts().layers)?;
         Ok(Pipeline {
-            config,
             layers,
             tokenizer,
             encoder,
             template,
-            candidates: Box::new(StopwordNgrams {
-                max_words: MAX_PHRASE_WORDS,
-            }),
+            candidates: candidate_generator(&config)?,
+            config,
             buffers: Buffers::default(),
         })
     }
@@ -177,6 +178,34 @@ impl Pipeline {
         })?;
         self.run(text)
     }
+}
+
+/// The candidate generator `config` asks for; noun phrases load the POS tagger.
+pub fn candidate_generator(config: &Config) -> Result<Box<dyn CandidateGenerator + Send>> {
+    Ok(match config.candidates {
+        Candidates::Stopwords => Box::new(StopwordNgrams {
+            max_words: MAX_PHRASE_WORDS,
+        }),
+        Candidates::NounPhrases => Box::new(NounPhrases::new(Arc::new(load_tagger(config)?))),
+    })
+}
+
+/// The tagger of `config.tagger_dir`, or the shipped one.
+pub fn load_tagger(config: &Config) -> Result<Tagger> {
+    let dir = match &config.tagger_dir {
+        Some(d) => d.clone(),
+        None => default_tagger_dir(&config.model_dir).ok_or_else(|| Error::TaggerLoad {
+            path: config
+                .model_dir
+                .parent()
+                .unwrap_or(&config.model_dir)
+                .join(DEFAULT_TAGGER_NAME),
+            reason: "not found beside the model directory nor in the source tree; pass \
+                     --candidates stopwords to run without a tagger"
+                .into(),
+        })?,
+    };
+    Tagger::load(&dir)
 }
 
 /// The checks at the edge, before any work: non-empty and within the byte limit.

@@ -6,7 +6,7 @@
 //!
 //! The port follows NLTK 3.9's `nltk/stem/porter.py` rule by rule (same rule order, same "the
 //! first suffix that matches decides" semantics); `tests/fixtures/porter-nltk.tsv`, made by
-//! `scripts/make-porter-table` with NLTK itself, checks it word by word.
+//! `scripts/make-nltk-fixtures` with NLTK itself, checks it word by word.
 
 /// Words NLTK maps by table before any rule (matched on the word as given, before lowercasing).
 const IRREGULAR: [(&str, &str); 16] = [

@@ -1,5 +1,5 @@
 //! src/stem.rs against NLTK's PorterStemmer() (NLTK_EXTENSIONS), word by word: the table was
-//! made by NLTK itself (scripts/make-porter-table).
+//! made by NLTK itself (scripts/make-nltk-fixtures).
 
 use attnprompt::stem::stem;
 

@@ -1,5 +1,6 @@
 //! The command line: argument definitions and one module per command.
 
 pub mod args;
+pub mod eval;
 pub mod inspect;
 pub mod run;
