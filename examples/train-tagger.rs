@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example train-tagger -- [--data DIR] [--out DIR] [--tokens bert|ewt]
+//!     [--train-only] [--iterations N] [--prune W]
 //! ```
 //!
 //! An example rather than a second binary: it is a maintainer's tool run once per model
@@ -58,7 +59,11 @@ fn main() {
         let path = data.join(format!("en_ewt-ud-{name}.conllu"));
         read_conllu(&path).unwrap_or_else(|e| panic!("{e}"))
     };
-    let (train_raw, test_raw) = (split("train"), split("test"));
+    let (mut train_raw, test_raw) = (split("train"), split("test"));
+    // Train + dev by default (nothing is tuned on dev here); `--train-only` for train alone.
+    if !args.iter().any(|a| a == "--train-only") {
+        train_raw.extend(split("dev"));
+    }
     let mut tag_ix: HashMap<String, u8> = HashMap::new();
     let mut tags: Vec<String> = Vec::new();
     let mut convert = |words: Vec<String>, t: Vec<String>| train::Sentence {
@@ -140,7 +145,10 @@ fn main() {
     let (acc_e, n_e, _) = accuracy(&test_ewt);
     let (features, entries, bytes) = loaded.size();
     let file_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    println!("tokens={mode} iterations={iterations} prune={prune}");
+    println!(
+        "tokens={mode} iterations={iterations} prune={prune} train sentences={}",
+        train_set.len()
+    );
     println!("test accuracy, pipeline (BERT pre-tokenizer) words: {acc_b:.2}% of {n_b} words");
     println!("test accuracy, EWT tokens: {acc_e:.2}% of {n_e} words");
     println!("features {features}, weights {entries}, file {file_bytes} bytes, tables in memory ~{bytes} bytes");

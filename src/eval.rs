@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::config::{Candidates, Config, Layers, Strategy, MAX_TEXT_BYTES, MAX_TOP_K};
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
-use crate::keywords::{self, Candidate, CandidateGenerator, StopwordNgrams, Word};
+use crate::keywords::{self, Aggregation, Candidate, CandidateGenerator, StopwordNgrams, Word};
 use crate::nounphrase::NounPhrases;
 use crate::pipeline::{check_text, load_tagger};
 use crate::scores;
@@ -198,6 +198,7 @@ pub struct Setting {
     pub strategy: Strategy,
     pub layers: Layers,
     pub candidates: Candidates,
+    pub aggregation: Aggregation,
 }
 
 impl std::fmt::Display for Setting {
@@ -208,7 +209,11 @@ impl std::fmt::Display for Setting {
             self.strategy.name(),
             self.layers,
             self.candidates.name()
-        )
+        )?;
+        if self.aggregation != Aggregation::SumMultiword {
+            write!(f, " (aggregation {})", self.aggregation.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -324,7 +329,7 @@ impl Evaluator {
                 cands[slot] = Some(c);
             }
             let c = cands[slot].as_deref().unwrap_or_default();
-            let kws = keywords::rank(text, &words, c, top_k);
+            let kws = keywords::rank_with(text, &words, c, top_k, s.aggregation);
             results.push(kws.into_iter().map(|k| k.text).collect());
         }
         Ok(results)

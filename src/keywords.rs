@@ -143,6 +143,7 @@ struct Phrase {
     start: usize,
     end: usize,
     sum: f32,
+    max: f32,
     occurrences: u32,
     words: usize,
 }
@@ -152,6 +153,38 @@ struct Phrase {
 /// A phrase's score is the sum over its occurrences of the sum of its words' scores; a single
 /// word's score is divided by its number of occurrences. Ties go to the phrase met first.
 pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) -> Vec<Keyword> {
+    rank_with(text, words, candidates, top_k, Aggregation::SumMultiword)
+}
+
+/// How a phrase's occurrences combine into its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// Sum over occurrences; a single word's sum is divided by its count (the default, [`rank`]).
+    SumMultiword,
+    /// Sum over occurrences for every phrase.
+    Sum,
+    /// The best single occurrence.
+    Max,
+}
+
+impl Aggregation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::SumMultiword => "sum-multiword",
+            Aggregation::Sum => "sum",
+            Aggregation::Max => "max",
+        }
+    }
+}
+
+/// [`rank`] with a chosen [`Aggregation`].
+pub fn rank_with(
+    text: &str,
+    words: &[Word],
+    candidates: &[Candidate],
+    top_k: usize,
+    aggregation: Aggregation,
+) -> Vec<Keyword> {
     let mut phrases: Vec<Phrase> = Vec::new();
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut key = String::new();
@@ -172,8 +205,10 @@ pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) 
             .sum();
         match by_key.get(key.as_str()) {
             Some(&ix) => {
-                phrases[ix].sum += score;
-                phrases[ix].occurrences += 1;
+                let p = &mut phrases[ix];
+                p.sum += score;
+                p.max = p.max.max(score);
+                p.occurrences += 1;
             }
             None => {
                 by_key.insert(key.clone(), phrases.len());
@@ -181,18 +216,17 @@ pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) 
                     start: span[0].start,
                     end: span[c.len - 1].end,
                     sum: score,
+                    max: score,
                     occurrences: 1,
                     words: c.len,
                 });
             }
         }
     }
-    let score = |p: &Phrase| {
-        if p.words == 1 {
-            p.sum / p.occurrences as f32
-        } else {
-            p.sum
-        }
+    let score = |p: &Phrase| match aggregation {
+        Aggregation::SumMultiword if p.words == 1 => p.sum / p.occurrences as f32,
+        Aggregation::SumMultiword | Aggregation::Sum => p.sum,
+        Aggregation::Max => p.max,
     };
     phrases.sort_by(|a, b| {
         score(b)

@@ -60,6 +60,11 @@ fn suffix(s: &str, n: usize) -> &str {
     &s[start..]
 }
 
+/// First `n` characters of `s`.
+fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map(|(i, _)| &s[..i]).unwrap_or(s)
+}
+
 fn first_char(s: &str) -> &str {
     s.char_indices().nth(1).map(|(i, _)| &s[..i]).unwrap_or(s)
 }
@@ -119,6 +124,10 @@ impl<'a> Context<'a> {
         // suffix, and the word's shape (capitalized, all caps, has a digit).
         f(Fnv::new(14).str(suffix(word, 4)).0);
         f(Fnv::new(15).str(shape(word)).0);
+        f(Fnv::new(16).str(suffix(c(0), 2)).0);
+        f(Fnv::new(17).str(prefix(c(0), 3)).0);
+        f(Fnv::new(18).str(c(-1)).str(c(0)).0);
+        f(Fnv::new(19).str(c(0)).str(c(1)).0);
     }
 }
 

@@ -67,8 +67,8 @@ fn ewt_dir() -> PathBuf {
     dir
 }
 
-/// Measured when the shipped weights were trained (models/pos-tagger-ewt/README.md): 93.05%.
-const ACCURACY_FLOOR: f64 = 92.8;
+/// Measured when the shipped weights were trained (models/pos-tagger-ewt/README.md): 93.80%.
+const ACCURACY_FLOOR: f64 = 93.5;
 
 #[test]
 fn shipped_tagger_accuracy_on_the_ewt_test_split() {

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use attnprompt::config::{Candidates, Layers, Strategy};
 use attnprompt::eval::{self, DocScore, Evaluator, Setting, Summary};
+use attnprompt::keywords::Aggregation;
 use attnprompt::{Config, Error};
 
 use super::args::PipelineArgs;
@@ -60,11 +61,24 @@ fn grid_settings() -> Vec<Setting> {
                 {
                     continue;
                 }
-                out.push(Setting {
-                    strategy,
-                    layers: l.parse::<Layers>().unwrap_or(Layers::All),
-                    candidates,
-                });
+                for aggregation in [
+                    Aggregation::SumMultiword,
+                    Aggregation::Sum,
+                    Aggregation::Max,
+                ] {
+                    // the other aggregations only for the layer choices that lead
+                    if aggregation != Aggregation::SumMultiword
+                        && !matches!(l, "last" | "all" | "4,5")
+                    {
+                        continue;
+                    }
+                    out.push(Setting {
+                        strategy,
+                        layers: l.parse::<Layers>().unwrap_or(Layers::All),
+                        candidates,
+                        aggregation,
+                    });
+                }
             }
         }
     }
@@ -96,6 +110,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
             strategy: config.strategy,
             layers: config.layers_or_default(),
             candidates: config.candidates,
+            aggregation: Aggregation::SumMultiword,
         }]
     };
     let need_tagger = settings
