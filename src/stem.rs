@@ -196,7 +196,7 @@ fn step1b(w: &mut Vec<char>) {
     }
 }
 
-fn step1c(w: &mut Vec<char>) {
+fn step1c(w: &mut [char]) {
     // NLTK: y → i only after a consonant, and not when that consonant is the whole stem.
     if ends_with(w, "y") {
         let stem = &w[..w.len() - 1];

@@ -636,9 +636,8 @@ pub mod train {
                 let words: Vec<&str> = s.words.iter().map(String::as_str).collect();
                 let ctx = Context::new(&words);
                 let mut guesses: Vec<u8> = Vec::with_capacity(words.len());
-                for i in 0..words.len() {
-                    let gold = s.tags[i];
-                    let guess = if let Some(&t) = dict_map.get(words[i]) {
+                for (i, (word, &gold)) in words.iter().zip(&s.tags).enumerate() {
+                    let guess = if let Some(&t) = dict_map.get(*word) {
                         t
                     } else {
                         let prev = prev_name(&tags, &guesses, i, 1);
