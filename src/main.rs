@@ -78,6 +78,10 @@ enum Command {
     },
     /// Measure keyword quality on a keyphrase benchmark (JSON lines with `text` and gold
     /// `keyphrases`): macro and micro P/R/F1 at k, with the protocol of the keyphrase literature.
+    #[command(
+        after_help = "Documents longer than --max-seq tokens are read in windows of --max-seq tokens, never cut. \
+--top-k and --template do not apply (the largest --k is used). See EVALUATION.md."
+    )]
     Eval(cli::eval::EvalArgs),
 }
 
