@@ -5,11 +5,12 @@
 //!
 //! Hyphenated compounds (`multi-round`, `Carlo-like`: word, `-`, word with no space between) are
 //! one word here, as in the gold phrases of the benchmarks; the compound takes the tag of its
-//! last part.
+//! last part. A text with no noun phrase at all falls back to the stopword-delimited runs.
 
 use std::sync::Arc;
 
-use crate::keywords::{Candidate, CandidateGenerator, Word, WordKind};
+use crate::config::MAX_PHRASE_WORDS;
+use crate::keywords::{Candidate, CandidateGenerator, StopwordNgrams, Word, WordKind};
 use crate::stopwords::is_stopword;
 use crate::tagger::Tagger;
 
@@ -146,6 +147,14 @@ impl CandidateGenerator for NounPhrases {
                 first: a,
                 len: units[first + n - 1].last + 1 - a,
             });
+        }
+        // A text without any noun phrase ("run it fast") still gets keywords: fall back to the
+        // stopword-delimited runs rather than failing.
+        if out.is_empty() {
+            StopwordNgrams {
+                max_words: MAX_PHRASE_WORDS,
+            }
+            .candidates(text, words, out);
         }
     }
 

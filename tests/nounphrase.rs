@@ -99,3 +99,39 @@ fn shipped_tagger_accuracy_on_the_ewt_test_split() {
         "accuracy {acc:.2}% < {ACCURACY_FLOOR}%"
     );
 }
+
+/// The generator on real text with the shipped tagger: a hyphenated compound stays one word of
+/// its phrase, and a text without a noun phrase falls back to content-word runs instead of
+/// having no candidate.
+#[test]
+fn generator_keeps_compounds_whole_and_falls_back_without_nouns() {
+    use attnprompt::keywords::{words, CandidateGenerator};
+    use attnprompt::nounphrase::NounPhrases;
+    use std::sync::Arc;
+
+    let tagger = Arc::new(Tagger::load(&root().join("models/pos-tagger-ewt")).unwrap());
+    let tok = TextTokenizer::load(
+        &root().join("models/all-MiniLM-L6-v2-int8/tokenizer.json"),
+        512,
+    )
+    .unwrap();
+    let gen = NounPhrases::new(tagger);
+    let phrases = |text: &str| {
+        let t = tok.tokenize(text).unwrap();
+        let mut w = Vec::new();
+        words(text, &t, &vec![0.0; t.len()], tok.special_ids(), &mut w);
+        let mut c = Vec::new();
+        gen.candidates(text, &w, &mut c);
+        c.iter()
+            .map(|c| text[w[c.first].start..w[c.first + c.len - 1].end].to_string())
+            .collect::<Vec<_>>()
+    };
+    let got = phrases("Multi-round protocols are bound to be effective.");
+    assert!(
+        got.contains(&"Multi-round protocols".to_string()),
+        "{got:?}"
+    );
+    assert!(got.iter().all(|p| !p.starts_with("round")), "{got:?}");
+    let got = phrases("run it fast");
+    assert!(!got.is_empty(), "fallback to content-word runs");
+}
