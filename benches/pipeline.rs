@@ -71,7 +71,8 @@ fn ranking(c: &mut Criterion) {
 }
 
 fn prompt(c: &mut Criterion) {
-    let template = Template::from_name_or_text("Explain {keywords}; start with {keyword}.").unwrap();
+    let template =
+        Template::from_name_or_text("Explain {keywords}; start with {keyword}.").unwrap();
     let keyword = |text: &str, start: usize, score: f32| attnprompt::Keyword {
         text: text.into(),
         start,

@@ -25,6 +25,8 @@ pub const MIN_SEQ: usize = 3;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Default number of keywords returned.
 pub const DEFAULT_TOP_K: usize = 5;
+/// Default candidate scheme (chosen on Inspec, see EVALUATION.md).
+pub const DEFAULT_CANDIDATES: Candidates = Candidates::NounPhrases;
 /// Most keywords one run can return.
 pub const MAX_TOP_K: usize = 64;
 /// Most threads tract may use.
@@ -65,6 +67,40 @@ impl FromStr for Strategy {
             _ => Err(Error::Config(format!(
                 "unknown strategy `{s}` (expected one of: {})",
                 Strategy::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// Where candidate phrases come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// Noun phrases from the POS tagger, `<NN.*|JJ>*<NN.*>` (src/nounphrase.rs).
+    NounPhrases,
+    /// Runs of 1–4 content words between stopwords and punctuation; needs no tagger.
+    Stopwords,
+}
+
+impl Candidates {
+    pub const NAMES: [&'static str; 2] = ["nounphrase", "stopwords"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Candidates::NounPhrases => "nounphrase",
+            Candidates::Stopwords => "stopwords",
+        }
+    }
+}
+
+impl FromStr for Candidates {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "nounphrase" => Ok(Candidates::NounPhrases),
+            "stopwords" => Ok(Candidates::Stopwords),
+            _ => Err(Error::Config(format!(
+                "unknown candidate scheme `{s}` (expected one of: {})",
+                Candidates::NAMES.join(", ")
             ))),
         }
     }
@@ -155,6 +191,10 @@ pub struct Config {
     /// Layers to read; `None` means the strategy's default (see `layers_or_default`).
     pub layers: Option<Layers>,
     pub top_k: usize,
+    pub candidates: Candidates,
+    /// Directory of the POS tagger (`tagger.bin`) for noun-phrase candidates; `None`: the
+    /// shipped one, found beside the model directory or in the source tree.
+    pub tagger_dir: Option<PathBuf>,
     /// Prompt template: a built-in name (`en`, `zh`) or the template text itself.
     pub template: String,
     /// Threads for tract's matrix products (1: everything on the calling thread).
@@ -173,6 +213,8 @@ impl Config {
             strategy: Strategy::Received,
             layers: None,
             top_k: DEFAULT_TOP_K,
+            candidates: DEFAULT_CANDIDATES,
+            tagger_dir: None,
             template: "en".to_string(),
             threads: 1,
             memory_budget: None,

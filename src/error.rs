@@ -31,6 +31,16 @@ pub enum Error {
     #[error("cannot load the tokenizer {path}: {reason}")]
     TokenizerLoad { path: PathBuf, reason: String },
 
+    #[error("cannot load the part-of-speech tagger {path}: {reason}")]
+    TaggerLoad { path: PathBuf, reason: String },
+
+    #[error("{path} line {line}: {reason}")]
+    Dataset {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
     #[error("invalid configuration: {0}")]
     Config(String),
 

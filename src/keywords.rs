@@ -90,6 +90,10 @@ pub trait CandidateGenerator {
     fn candidates(&self, text: &str, words: &[Word], out: &mut Vec<Candidate>);
     /// Short name for reports.
     fn name(&self) -> &'static str;
+    /// Heap the generator holds, plus what it uses per text of up to `max_seq` tokens.
+    fn memory_bytes(&self, _max_seq: usize) -> usize {
+        0
+    }
 }
 
 /// Every run of up to `max_words` consecutive content words (no stopword, no punctuation, no
@@ -144,6 +148,27 @@ struct Phrase {
     score: f32,
 }
 
+/// How a phrase's occurrences combine into its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// Sum over occurrences; a single word's sum is divided by its count (the default, [`rank`]).
+    SumMultiword,
+    /// Sum over occurrences for every phrase.
+    Sum,
+    /// The best single occurrence.
+    Max,
+}
+
+impl Aggregation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::SumMultiword => "sum-multiword",
+            Aggregation::Sum => "sum",
+            Aggregation::Max => "max",
+        }
+    }
+}
+
 /// Ranks candidates into keywords with working memory reserved once, at load: nothing on
 /// this path allocates except the returned keywords' text.
 #[derive(Debug, Default)]
@@ -180,6 +205,26 @@ impl Ranker {
         top_k: usize,
         out: &mut Vec<Keyword>,
     ) {
+        self.rank_with(
+            text,
+            words,
+            candidates,
+            top_k,
+            Aggregation::SumMultiword,
+            out,
+        )
+    }
+
+    /// [`Ranker::rank`] with a chosen [`Aggregation`].
+    pub fn rank_with(
+        &mut self,
+        text: &str,
+        words: &[Word],
+        candidates: &[Candidate],
+        top_k: usize,
+        aggregation: Aggregation,
+        out: &mut Vec<Keyword>,
+    ) {
         // Group equal keys by sorting occurrence indices by (key, position); keys are compared
         // as lowercased character streams, never materialized.
         self.order.clear();
@@ -189,33 +234,40 @@ impl Ranker {
             let (ca, cb) = (&candidates[a as usize], &candidates[b as usize]);
             key(ca).cmp(key(cb)).then(ca.first.cmp(&cb.first))
         });
+        // Punctuation inside a phrase (the `-` of a hyphenated compound) is not one of its words.
+        let occurrence_score = |c: &Candidate| -> f32 {
+            words[c.first..c.first + c.len]
+                .iter()
+                .filter(|w| w.kind != WordKind::Punctuation)
+                .map(|w| w.score)
+                .sum()
+        };
         self.phrases.clear();
         let mut i = 0;
         while i < self.order.len() {
             let first = &candidates[self.order[i] as usize];
-            let mut sum = 0.0f32;
-            let mut occurrences = 0u32;
+            let (mut sum, mut max, mut occurrences) = (0.0f32, f32::NEG_INFINITY, 0u32);
             let mut j = i;
             while j < self.order.len() {
                 let c = &candidates[self.order[j] as usize];
                 if j > i && key(c).ne(key(first)) {
                     break;
                 }
-                sum += words[c.first..c.first + c.len]
-                    .iter()
-                    .map(|w| w.score)
-                    .sum::<f32>();
+                let s = occurrence_score(c);
+                sum += s;
+                max = max.max(s);
                 occurrences += 1;
                 j += 1;
             }
+            let score = match aggregation {
+                Aggregation::SumMultiword if first.len == 1 => sum / occurrences as f32,
+                Aggregation::SumMultiword | Aggregation::Sum => sum,
+                Aggregation::Max => max,
+            };
             self.phrases.push(Phrase {
                 start: words[first.first].start,
                 end: words[first.first + first.len - 1].end,
-                score: if first.len == 1 {
-                    sum / occurrences as f32
-                } else {
-                    sum
-                },
+                score,
             });
             i = j;
         }
@@ -247,8 +299,26 @@ fn phrase_key<'a>(text: &'a str, words: &'a [Word]) -> impl Iterator<Item = char
 
 /// One-off ranking with fresh working memory (see [`Ranker::rank`]).
 pub fn rank(text: &str, words: &[Word], candidates: &[Candidate], top_k: usize) -> Vec<Keyword> {
+    rank_with(text, words, candidates, top_k, Aggregation::SumMultiword)
+}
+
+/// One-off [`Ranker::rank_with`].
+pub fn rank_with(
+    text: &str,
+    words: &[Word],
+    candidates: &[Candidate],
+    top_k: usize,
+    aggregation: Aggregation,
+) -> Vec<Keyword> {
     let mut out = Vec::new();
-    Ranker::with_capacity(candidates.len()).rank(text, words, candidates, top_k, &mut out);
+    Ranker::with_capacity(candidates.len()).rank_with(
+        text,
+        words,
+        candidates,
+        top_k,
+        aggregation,
+        &mut out,
+    );
     out
 }
 

@@ -15,6 +15,7 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: attnprompt::heap::CountingAlloc = attnprompt::heap::CountingAlloc;
 
+use attnprompt::Error;
 use cli::args::PipelineArgs;
 
 /// Exit codes, also listed in `--help`.
@@ -87,6 +88,13 @@ enum Command {
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
+    /// Measure keyword quality on a keyphrase benchmark (JSON lines with `text` and gold
+    /// `keyphrases`): macro and micro P/R/F1 at k, with the protocol of the keyphrase literature.
+    #[command(
+        after_help = "Documents longer than --max-seq tokens are read in windows of --max-seq tokens, never cut. \
+--top-k and --template do not apply (the largest --k is used). See EVALUATION.md."
+    )]
+    Eval(cli::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +109,21 @@ fn main() -> ExitCode {
 
     let pipeline_args = match &cli.command {
         Some(Command::Inspect { pipeline }) | Some(Command::Bench { pipeline, .. }) => pipeline,
+        Some(Command::Eval(args)) => {
+            // eval loads its own model runs (windows, several settings at once)
+            return match cli::eval::eval(args, cli.json) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_INPUT),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(if matches!(e, Error::Io { .. } | Error::Dataset { .. }) {
+                        EXIT_IO
+                    } else {
+                        EXIT_LOAD
+                    })
+                }
+            };
+        }
         None => &cli.pipeline,
     };
     let mut pipeline = match pipeline_args.load() {
@@ -112,6 +135,7 @@ fn main() -> ExitCode {
     };
 
     let result = match (&cli.command, &cli.text, &cli.input) {
+        (Some(Command::Eval(_)), _, _) => unreachable!("handled above"),
         (Some(Command::Inspect { .. }), _, _) => {
             cli::inspect::inspect(&pipeline, cli.json);
             Ok(0)

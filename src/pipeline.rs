@@ -1,15 +1,20 @@
 //! The whole flow, one straight path: text → tokens → tensors → attention → token scores →
 //! word scores → keywords → prompt, timing each stage.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::{Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES, MIN_SEQ};
+use crate::config::{
+    Candidates, Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES, MIN_SEQ,
+};
 use crate::encoder::{Encoder, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
 use crate::memory::{format_size, MemoryPart, MemoryPlan};
+use crate::nounphrase::NounPhrases;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
+use crate::tagger::{default_tagger_dir, Tagger, DEFAULT_TAGGER_NAME};
 use crate::tokenize::{TextTokenizer, Tokens};
 
 /// Microseconds spent in each stage of one run.
@@ -127,8 +132,9 @@ impl Pipeline {
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
         let encoder = Encoder::load(&config.model_file(), config.max_seq, config.threads, false)?;
         let layers = config.layers_or_default().resolve(encoder.facts().layers)?;
+        let candidates = candidate_generator(&config)?;
         let buffers = Buffers::new(config.max_seq, config.top_k);
-        let memory = memory_plan(&config, &tokenizer, &encoder, &buffers);
+        let memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
         if let Some(budget) = config.memory_budget {
             if memory.total() > budget {
                 // Everything loaded so far is dropped on return: nothing stays half-loaded.
@@ -136,14 +142,12 @@ impl Pipeline {
             }
         }
         Ok(Pipeline {
-            config,
             layers,
             tokenizer,
             encoder,
             template,
-            candidates: Box::new(StopwordNgrams {
-                max_words: MAX_PHRASE_WORDS,
-            }),
+            candidates,
+            config,
             buffers,
             memory,
             load_seconds: started.elapsed().as_secs_f64(),
@@ -281,6 +285,7 @@ fn memory_plan(
     config: &Config,
     tokenizer: &TextTokenizer,
     encoder: &Encoder,
+    candidates: &dyn CandidateGenerator,
     buffers: &Buffers,
 ) -> MemoryPlan {
     let facts = encoder.facts();
@@ -309,6 +314,11 @@ fn memory_plan(
                 bytes: TOKENIZER_BYTES_PER_VOCAB_ENTRY * vocab
                     + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * MAX_TEXT_BYTES as u64,
                 how: "per vocabulary entry, plus encoding the longest text accepted",
+            },
+            MemoryPart {
+                name: "candidates",
+                bytes: candidates.memory_bytes(config.max_seq) as u64,
+                how: "the candidate generator (the POS tagger's tables for noun phrases)",
             },
             MemoryPart {
                 name: "buffers",
@@ -345,6 +355,34 @@ fn over_budget(config: &Config, budget: u64, plan: &MemoryPlan) -> Error {
         plan: plan.to_string(),
         suggestion,
     }
+}
+
+/// The candidate generator `config` asks for; noun phrases load the POS tagger.
+pub fn candidate_generator(config: &Config) -> Result<Box<dyn CandidateGenerator + Send>> {
+    Ok(match config.candidates {
+        Candidates::Stopwords => Box::new(StopwordNgrams {
+            max_words: MAX_PHRASE_WORDS,
+        }),
+        Candidates::NounPhrases => Box::new(NounPhrases::new(Arc::new(load_tagger(config)?))),
+    })
+}
+
+/// The tagger of `config.tagger_dir`, or the shipped one.
+pub fn load_tagger(config: &Config) -> Result<Tagger> {
+    let dir = match &config.tagger_dir {
+        Some(d) => d.clone(),
+        None => default_tagger_dir(&config.model_dir).ok_or_else(|| Error::TaggerLoad {
+            path: config
+                .model_dir
+                .parent()
+                .unwrap_or(&config.model_dir)
+                .join(DEFAULT_TAGGER_NAME),
+            reason: "not found beside the model directory nor in the source tree; pass \
+                     --candidates stopwords to run without a tagger"
+                .into(),
+        })?,
+    };
+    Tagger::load(&dir)
 }
 
 /// The checks at the edge, before any work: non-empty and within the byte limit.

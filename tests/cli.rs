@@ -40,9 +40,10 @@ fn json_lines(o: &Output) -> Vec<Value> {
 
 #[test]
 fn single_text_prints_the_prompt_from_the_top_keyword() {
-    let o = attnprompt(&[SHORT], None);
+    // The stopword n-grams are what the fixture reference ranks (tests/fixtures, received:last).
+    let o = attnprompt(&["--candidates", "stopwords", SHORT], None);
     assert!(o.status.success(), "{}", stderr(&o));
-    // The top keyword of this text, by the fixture reference (tests/fixtures, received:last).
+    // The top keyword of this text, by the fixture reference.
     assert_eq!(
         stdout(&o),
         "Answer the following question: what is runs BERT inference offline?\n"
@@ -183,12 +184,26 @@ fn long_text_is_cut_and_the_cut_is_reported() {
 
 #[test]
 fn templates_builtin_custom_and_unknown_placeholder() {
-    let o = attnprompt(&["--template", "zh", "--top-k", "2", SHORT], None);
+    let o = attnprompt(
+        &["-c", "stopwords", "--template", "zh", "--top-k", "2", SHORT],
+        None,
+    );
     assert_eq!(
         stdout(&o),
         "请回答以下问题：什么是runs BERT inference offline？\n"
     );
-    let o = attnprompt(&["-t", "Explain {keywords}.", "-k", "2", SHORT], None);
+    let o = attnprompt(
+        &[
+            "-c",
+            "stopwords",
+            "-t",
+            "Explain {keywords}.",
+            "-k",
+            "2",
+            SHORT,
+        ],
+        None,
+    );
     assert_eq!(
         stdout(&o),
         "Explain runs BERT inference offline, BERT inference offline.\n"

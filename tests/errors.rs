@@ -112,3 +112,26 @@ fn keywords_point_back_into_the_text() {
         assert_eq!(&text[k.start..k.end], k.text);
     }
 }
+
+#[test]
+fn missing_or_corrupt_tagger_is_a_load_error_and_stopwords_need_none() {
+    let bad = root().join("target/test-models/bad-tagger");
+    std::fs::create_dir_all(&bad).unwrap();
+    let mut cfg = Config::new(shipped());
+    cfg.tagger_dir = Some(root().join("target/test-models/no-such-tagger"));
+    let err = Pipeline::load(cfg.clone()).err().unwrap();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+
+    std::fs::write(bad.join("tagger.bin"), b"APTAGGR1 but then nothing useful").unwrap();
+    cfg.tagger_dir = Some(bad);
+    let err = Pipeline::load(cfg.clone()).err().unwrap();
+    assert!(matches!(err, Error::TaggerLoad { .. }), "{err}");
+
+    cfg.candidates = attnprompt::Candidates::Stopwords;
+    let mut p = Pipeline::load(cfg).unwrap();
+    assert!(!p
+        .run("Tract runs ONNX models.")
+        .unwrap()
+        .keywords
+        .is_empty());
+}

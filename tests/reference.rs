@@ -434,6 +434,8 @@ fn keyword_agreement(model_dir: &Path, fixture_name: &str, k: usize) -> Vec<(Str
         cfg.strategy = strategy;
         cfg.layers = layers.map(|l| l.parse().unwrap());
         cfg.top_k = k;
+        // the fixtures rank stopword n-grams
+        cfg.candidates = attnprompt::Candidates::Stopwords;
         let mut p = Pipeline::load(cfg).unwrap();
         for case in &f.texts {
             let got = p.run(&case.text).unwrap().keywords;

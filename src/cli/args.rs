@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use attnprompt::config::{self, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV};
+use attnprompt::config::{
+    self, Candidates, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV,
+};
 use attnprompt::{Config, Error, Pipeline};
 
 #[derive(Args, Debug, Clone)]
@@ -21,6 +23,15 @@ pub struct PipelineArgs {
     /// Layers to read: last, all, or zero-based indices such as 0,3,5 [default: last; all for rollout]
     #[arg(short, long, value_parser = parse_layers)]
     pub layers: Option<Layers>,
+
+    /// Candidate phrases: nounphrase (noun phrases from the POS tagger) or stopwords (runs of
+    /// content words between stopwords and punctuation; no tagger needed).
+    #[arg(short, long, default_value = "nounphrase", value_parser = parse_candidates)]
+    pub candidates: Candidates,
+
+    /// Directory of the POS tagger (tagger.bin) [default: the shipped models/pos-tagger-ewt]
+    #[arg(long, value_name = "DIR")]
+    pub tagger: Option<PathBuf>,
 
     /// Prompt template: `en`, `zh`, or a template text with {keyword}, {keywords}, {text}.
     #[arg(short, long, default_value = "en", value_name = "NAME|TEMPLATE")]
@@ -52,6 +63,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
     attnprompt::memory::parse_size(s).map_err(|e| e.to_string())
 }
 
+fn parse_candidates(s: &str) -> Result<Candidates, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
 fn parse_layers(s: &str) -> Result<Layers, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
@@ -64,6 +79,8 @@ impl PipelineArgs {
         cfg.strategy = self.strategy;
         cfg.layers = self.layers.clone();
         cfg.top_k = self.top_k;
+        cfg.candidates = self.candidates;
+        cfg.tagger_dir = self.tagger.clone();
         cfg.template = self.template.clone();
         cfg.threads = self.threads;
         cfg.memory_budget = self.memory_budget;

@@ -2,5 +2,6 @@
 
 pub mod args;
 pub mod bench;
+pub mod eval;
 pub mod inspect;
 pub mod run;

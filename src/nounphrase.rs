@@ -1,0 +1,170 @@
+//! Noun-phrase candidates: the words are POS-tagged (src/tagger.rs) and chunked with the grammar
+//! of EmbedRank and SAMRank, `<NN.*|JJ>*<NN.*>`: each maximal run of nouns and adjectives, cut
+//! after its last noun. A chunk longer than `max_words` words, or whose first word is a
+//! stopword, is dropped.
+//!
+//! Hyphenated compounds (`multi-round`, `Carlo-like`: word, `-`, word with no space between) are
+//! one word here, as in the gold phrases of the benchmarks; the compound takes the tag of its
+//! last part. A text with no noun phrase at all falls back to the stopword-delimited runs.
+
+use std::sync::Arc;
+
+use crate::config::MAX_PHRASE_WORDS;
+use crate::keywords::{Candidate, CandidateGenerator, StopwordNgrams, Word, WordKind};
+use crate::stopwords::is_stopword;
+use crate::tagger::Tagger;
+
+/// Longest noun phrase kept, in words (a hyphenated compound is one word).
+pub const MAX_NOUN_PHRASE_WORDS: usize = 5;
+
+pub struct NounPhrases {
+    pub tagger: Arc<Tagger>,
+    pub max_words: usize,
+}
+
+/// A unit for chunking: words `first..=last` (several for a hyphenated compound).
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    first: usize,
+    last: usize,
+    /// Noun (NN, NNS, NNP, NNPS), adjective (JJ), or neither.
+    class: Class,
+}
+
+/// What the grammar sees of a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Noun,
+    Adjective,
+    Other,
+}
+
+impl NounPhrases {
+    pub fn new(tagger: Arc<Tagger>) -> Self {
+        NounPhrases {
+            tagger,
+            max_words: MAX_NOUN_PHRASE_WORDS,
+        }
+    }
+
+    /// Tags `words` and groups them into units (hyphenated compounds are one unit).
+    fn units(&self, text: &str, words: &[Word]) -> Vec<Unit> {
+        let surfaces: Vec<&str> = words.iter().map(|w| &text[w.start..w.end]).collect();
+        let mut tags = Vec::with_capacity(words.len());
+        self.tagger.tag(&surfaces, &mut tags);
+        let touching = |a: usize, b: usize| words[a].end == words[b].start;
+        let joinable =
+            |i: usize| words[i].kind != WordKind::Special && words[i].kind != WordKind::Punctuation;
+        let mut units = Vec::with_capacity(words.len());
+        let mut i = 0;
+        while i < words.len() {
+            let mut last = i;
+            while joinable(last)
+                && last + 2 < words.len()
+                && surfaces[last + 1] == "-"
+                && touching(last, last + 1)
+                && touching(last + 1, last + 2)
+                && joinable(last + 2)
+            {
+                last += 2;
+            }
+            let class = if words[i].kind == WordKind::Special
+                || words[last].kind == WordKind::Special
+                || words[last].kind == WordKind::Punctuation
+            {
+                Class::Other
+            } else {
+                class_of(self.tagger.tag_name(tags[last]))
+            };
+            units.push(Unit {
+                first: i,
+                last,
+                class,
+            });
+            i = last + 1;
+        }
+        units
+    }
+}
+
+/// The grammar `<NN.*|JJ>*<NN.*>` over a sequence of word classes, as NLTK's `RegexpParser`
+/// applies it (leftmost, longest, non-overlapping): each maximal run of nouns and adjectives,
+/// cut after its last noun. Chunks of more than `max_words` units or whose first unit is a
+/// stopword are dropped. Returns (first unit, number of units).
+pub fn chunk(
+    classes: &[Class],
+    starts_with_stopword: impl Fn(usize) -> bool,
+    max_words: usize,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < classes.len() {
+        if classes[i] == Class::Other {
+            i += 1;
+            continue;
+        }
+        let run_start = i;
+        let mut last_noun = None;
+        while i < classes.len() && classes[i] != Class::Other {
+            if classes[i] == Class::Noun {
+                last_noun = Some(i);
+            }
+            i += 1;
+        }
+        // Adjectives after the last noun start no chunk: they cannot end one.
+        let Some(end) = last_noun else { continue };
+        let n = end + 1 - run_start;
+        if n <= max_words && !starts_with_stopword(run_start) {
+            out.push((run_start, n));
+        }
+    }
+    out
+}
+
+/// The class of a Penn tag for the grammar.
+pub fn class_of(tag: &str) -> Class {
+    if tag.starts_with("NN") {
+        Class::Noun
+    } else if tag == "JJ" {
+        Class::Adjective
+    } else {
+        Class::Other
+    }
+}
+
+impl CandidateGenerator for NounPhrases {
+    fn candidates(&self, text: &str, words: &[Word], out: &mut Vec<Candidate>) {
+        out.clear();
+        let units = self.units(text, words);
+        let classes: Vec<Class> = units.iter().map(|u| u.class).collect();
+        let stop = |u: usize| {
+            let w = &words[units[u].first];
+            is_stopword(&text[w.start..w.end].to_lowercase())
+        };
+        for (first, n) in chunk(&classes, stop, self.max_words) {
+            let a = units[first].first;
+            out.push(Candidate {
+                first: a,
+                len: units[first + n - 1].last + 1 - a,
+            });
+        }
+        // A text without any noun phrase ("run it fast") still gets keywords: fall back to the
+        // stopword-delimited runs rather than failing.
+        if out.is_empty() {
+            StopwordNgrams {
+                max_words: MAX_PHRASE_WORDS,
+            }
+            .candidates(text, words, out);
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "noun-phrases"
+    }
+
+    fn memory_bytes(&self, max_seq: usize) -> usize {
+        // the tagger's tables, and per text: surfaces, tags, units and classes per word
+        let per_word = std::mem::size_of::<&str>() + 1 + std::mem::size_of::<Unit>() + 1;
+        self.tagger.size().2 + per_word * max_seq
+    }
+}
