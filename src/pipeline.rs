@@ -318,7 +318,7 @@ fn memory_plan(
             MemoryPart {
                 name: "candidates",
                 bytes: candidates.memory_bytes(config.max_seq) as u64,
-                how: "the candidate generator (the POS tagger's tables for noun phrases)",
+                how: "candidate generator: the POS tagger's tables for noun phrases",
             },
             MemoryPart {
                 name: "buffers",
