@@ -8,8 +8,28 @@ use serde_json::Value;
 
 const SHORT: &str = "The Raspberry Pi 5 runs BERT inference offline with tract.";
 
+/// Set by `scripts/cross-test` when the binary is built for another architecture: the emulator
+/// command that runs it (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`), split on whitespace.
+/// Without binfmt_misc the host kernel cannot exec an ARM binary, so the tests prefix it.
+const RUNNER_ENV: &str = "ATTNPROMPT_TEST_RUNNER";
+
+/// The built binary as a command, through the runner when one is set.
+fn binary() -> Command {
+    let bin = env!("CARGO_BIN_EXE_attnprompt");
+    let runner = std::env::var(RUNNER_ENV).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
 fn attnprompt(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
+    let mut child = binary()
         .args(args)
         .env_remove("ATTNPROMPT_MODEL")
         .stdin(Stdio::piped())
@@ -250,7 +270,7 @@ fn bad_settings_and_missing_model_exit_3_with_a_message() {
 
 #[test]
 fn model_from_environment_variable() {
-    let o = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
+    let o = binary()
         .arg(SHORT)
         .env("ATTNPROMPT_MODEL", "/nonexistent/from-env")
         .output()
@@ -267,10 +287,7 @@ fn model_from_environment_variable() {
 fn invalid_utf8_argument_is_an_input_error() {
     use std::os::unix::ffi::OsStrExt;
     let arg = std::ffi::OsStr::from_bytes(b"caf\xe9 menu");
-    let o = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
-        .arg(arg)
-        .output()
-        .unwrap();
+    let o = binary().arg(arg).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("not valid UTF-8 (first invalid byte at offset 3)"),
