@@ -253,6 +253,19 @@ impl Encoder {
     /// Runs the encoder on `ids` (at most `max_seq` of them); the rest is padding with
     /// attention mask 0.
     pub fn run(&mut self, ids: &[u32], pad_id: u32) -> Result<EncoderOutput> {
+        let inputs = self.inputs(ids, pad_id)?;
+        let mut attention = self
+            .state
+            .run(inputs)
+            .map_err(|e| Error::Inference(format!("{e:#}")))?
+            .into_vec();
+        let extra = attention.split_off(attention.len() - self.extra_outputs);
+        Ok(EncoderOutput { attention, extra })
+    }
+
+    /// Writes `ids` and the mask into the input tensors allocated at load and hands tract
+    /// copies of them (8 × max_seq bytes each: tract takes its inputs by value).
+    fn inputs(&mut self, ids: &[u32], pad_id: u32) -> Result<TVec<TValue>> {
         let n = ids.len();
         if n > self.facts.max_seq {
             return Err(Error::Inference(format!(
@@ -271,13 +284,7 @@ impl Encoder {
         if let Some(types) = &self.token_type_ids {
             inputs.push(types.clone().into_tvalue());
         }
-        let mut attention = self
-            .state
-            .run(inputs)
-            .map_err(|e| Error::Inference(format!("{e:#}")))?
-            .into_vec();
-        let extra = attention.split_off(attention.len() - self.extra_outputs);
-        Ok(EncoderOutput { attention, extra })
+        Ok(inputs)
     }
 }
 
@@ -319,18 +326,7 @@ impl Encoder {
     /// kind into `acc`. For finding where inference time goes, not for latency figures (the
     /// timing itself costs a little per node).
     pub fn profile(&mut self, ids: &[u32], pad_id: u32, acc: &mut Vec<OpTime>) -> Result<()> {
-        let n = ids.len().min(self.facts.max_seq);
-        fill(&mut self.input_ids, |i| {
-            i64::from(ids[..n].get(i).copied().unwrap_or(pad_id))
-        })?;
-        fill(&mut self.attention_mask, |i| i64::from(i < n))?;
-        let mut inputs: TVec<TValue> = tvec![
-            self.input_ids.clone().into_tvalue(),
-            self.attention_mask.clone().into_tvalue()
-        ];
-        if let Some(types) = &self.token_type_ids {
-            inputs.push(types.clone().into_tvalue());
-        }
+        let inputs = self.inputs(ids, pad_id)?;
         let mut times: Vec<(String, std::time::Duration)> = Vec::new();
         self.state
             .run_plan_with_eval(inputs, |ctx, state, node, input| {
