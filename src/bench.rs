@@ -120,11 +120,7 @@ impl Setting {
         Setting {
             model: facts.path.display().to_string(),
             model_sha256: sha256_file(&facts.path).unwrap_or_else(|e| format!("unreadable: {e}")),
-            quantization: if facts.int8_ops > 0 {
-                format!("dynamic int8 ({} int8 ops)", facts.int8_ops)
-            } else {
-                "none (float)".into()
-            },
+            quantization: facts.quantization(),
             max_seq: facts.max_seq,
             threads: facts.threads,
             target: env!("ATTNPROMPT_TARGET"),

@@ -244,6 +244,17 @@ impl Config {
         Ok(())
     }
 
+    /// Checks that the model directory exists (its files are checked when loaded).
+    pub fn check_model_dir(&self) -> Result<()> {
+        if self.model_dir.is_dir() {
+            Ok(())
+        } else {
+            Err(Error::ModelDirMissing {
+                path: self.model_dir.clone(),
+            })
+        }
+    }
+
     pub fn model_file(&self) -> PathBuf {
         self.model_dir.join(MODEL_FILE)
     }

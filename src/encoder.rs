@@ -31,9 +31,6 @@ pub struct ModelFacts {
     /// inside the optimized ops where they cannot be counted from outside; what it holds was
     /// measured at 1.02× the file size for the shipped int8 model and 0.96× for its fp32 source.
     pub file_bytes: u64,
-    /// Bytes of the constant tensors of the optimized graph (embedding tables and the like;
-    /// the packed matrix-product weights are not among them).
-    pub const_bytes: u64,
     /// Peak bytes of the tensors alive at once during one run (see `memory.rs`).
     pub activations_bytes: u64,
     /// Seconds spent loading and optimizing (cold start).
@@ -72,6 +69,20 @@ impl EncoderOutput {
         view.into_dimensionality::<tract_ndarray::Ix4>()
             .map(|v| v.index_axis_move(tract_ndarray::Axis(0), 0))
             .map_err(|e| Error::Inference(e.to_string()))
+    }
+}
+
+impl ModelFacts {
+    /// How the model computes, for reports.
+    pub fn quantization(&self) -> String {
+        if self.int8_ops > 0 {
+            format!(
+                "dynamic int8 ({} DynamicQuantizeLinear / MatMulInteger ops)",
+                self.int8_ops
+            )
+        } else {
+            "none (float)".into()
+        }
     }
 }
 
@@ -207,8 +218,8 @@ impl Encoder {
             .map_err(|e| fail(format!("{e:#}")))?;
         let kernels = kernels_in(plan.model());
         let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let (const_bytes, activations_bytes) =
-            crate::memory::weights_and_activations(plan.model(), plan.order_without_consts())?;
+        let activations_bytes =
+            crate::memory::peak_activations(plan.model(), plan.order_without_consts())?;
         let state = TypedSimpleState::new(&plan).map_err(|e| fail(e.to_string()))?;
 
         let facts = ModelFacts {
@@ -221,7 +232,6 @@ impl Encoder {
             has_token_type_ids: types_ix.is_some(),
             threads,
             file_bytes,
-            const_bytes,
             activations_bytes,
             load_seconds: started.elapsed().as_secs_f64(),
             kernels,

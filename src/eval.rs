@@ -233,11 +233,7 @@ impl Evaluator {
     /// setting will need it.
     pub fn load(config: &Config, need_tagger: bool) -> Result<Self> {
         config.validate()?;
-        if !config.model_dir.is_dir() {
-            return Err(Error::ModelDirMissing {
-                path: config.model_dir.clone(),
-            });
-        }
+        config.check_model_dir()?;
         // Documents are windowed here, never cut: the tokenizer keeps every token (a text
         // within MAX_TEXT_BYTES has fewer tokens than bytes, plus [CLS] and [SEP]).
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), MAX_TEXT_BYTES + 2)?;

@@ -49,11 +49,11 @@ impl std::fmt::Display for MemoryPlan {
     }
 }
 
-/// Bytes of the weights tract keeps after optimization (constants, packed where tract packs
-/// them) and the peak bytes of the tensors alive at once during one run, found by walking the
-/// plan's evaluation order: a tensor lives from the node that makes it to its last consumer;
-/// the graph outputs live until the end of the run (we read them after).
-pub fn weights_and_activations(model: &TypedModel, order: &[usize]) -> Result<(u64, u64)> {
+/// Peak bytes of the tensors alive at once during one run, found by walking the plan's
+/// evaluation order: a tensor lives from the node that makes it to its last consumer; the graph
+/// outputs live until the end of the run (we read them after). Constants are the weights,
+/// counted apart.
+pub fn peak_activations(model: &TypedModel, order: &[usize]) -> Result<u64> {
     fn fail(e: impl std::fmt::Display) -> Error {
         Error::ModelLoad {
             path: Default::default(),
@@ -78,10 +78,6 @@ pub fn weights_and_activations(model: &TypedModel, order: &[usize]) -> Result<(u
             last_use.insert(*input, pos);
         }
     }
-    let mut weights = 0u64;
-    for node in model.nodes().iter().filter(|n| is_const(n.id)) {
-        weights += size(OutletId::new(node.id, 0))?;
-    }
     let mut live = 0u64;
     let mut peak = 0u64;
     for (pos, &id) in order.iter().enumerate() {
@@ -103,7 +99,7 @@ pub fn weights_and_activations(model: &TypedModel, order: &[usize]) -> Result<(u
             }
         }
     }
-    Ok((weights, peak))
+    Ok(peak)
 }
 
 /// Parses a size such as `64MiB`, `1.5GiB`, `512k`, `200MB` or `1048576` (bytes).

@@ -123,11 +123,7 @@ impl Pipeline {
     pub fn load(config: Config) -> Result<Self> {
         config.validate()?;
         let template = Template::from_name_or_text(&config.template)?;
-        if !config.model_dir.is_dir() {
-            return Err(Error::ModelDirMissing {
-                path: config.model_dir.clone(),
-            });
-        }
+        config.check_model_dir()?;
         let started = Instant::now();
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
         let encoder = Encoder::load(&config.model_file(), config.max_seq, config.threads, false)?;

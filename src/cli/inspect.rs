@@ -20,7 +20,7 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         "max_seq": facts.max_seq,
         "attention_nodes": facts.attention_nodes,
         "int8_ops": facts.int8_ops,
-        "quantization": if facts.int8_ops > 0 { "dynamic int8 (DynamicQuantizeLinear + MatMulInteger)" } else { "none (float)" },
+        "quantization": facts.quantization(),
         "token_type_ids": facts.has_token_type_ids,
         "vocab": pipeline.vocab_size(),
         "strategy": cfg.strategy.name(),
@@ -54,10 +54,7 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         pipeline.vocab_size(),
         facts.has_token_type_ids
     );
-    println!(
-        "quantization   {}",
-        v["quantization"].as_str().unwrap_or_default()
-    );
+    println!("quantization   {}", facts.quantization());
     println!("attention      {}", facts.attention_nodes.join(", "));
     println!(
         "settings       max_seq {}, threads {}, strategy {} on layers {:?}, candidates {}, top-k {}",
