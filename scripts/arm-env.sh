@@ -61,14 +61,22 @@ arm_env() {
     # One glibc per run. qemu's -L prefix plus the guest's /etc/ld.so.cache would mix the cross
     # sysroot with a multiarch libc6:<arch> if one is installed, and every guest thread creation
     # then hangs. With the multiarch libc present, the host root is the one consistent sysroot.
+    ARM_TRIPLE_ENV="$(echo "$target" | tr 'a-z-' 'A-Z_')"
     local arch
     case "$target" in aarch64-*) arch=arm64 ;; *) arch=armhf ;; esac
     if dpkg-query -W -f='${Status}' "libc6:$arch" 2>/dev/null | grep -q "install ok installed"; then
         ARM_SYSROOT=/
     fi
     ARM_RUNNER="$ARM_QEMU -L $ARM_SYSROOT"
+    # Every ARM build links glibc statically (tests and release binaries are the same build,
+    # profile `dist`): the binary needs no glibc on the board (JetPack 4 has 2.27, this machine's
+    # cross glibc is 2.36), and qemu loads no guest libraries, so no sysroot can be mixed in.
+    # Static glibc cannot use NSS or dlopen, which nothing here does.
+    if [ "${ARM_STATIC:-1}" = 1 ]; then
+        export "CARGO_TARGET_${ARM_TRIPLE_ENV}_RUSTFLAGS=-C target-feature=+crt-static"
+        ARM_RUNNER="$ARM_QEMU"
+    fi
 
-    ARM_TRIPLE_ENV="$(echo "$target" | tr 'a-z-' 'A-Z_')"
     local triple_cc="${target//-/_}"
     export "CARGO_TARGET_${ARM_TRIPLE_ENV}_LINKER=$ARM_GCC-gcc"
     export "CC_${triple_cc}=$ARM_GCC-gcc"

@@ -137,8 +137,13 @@ impl Setting {
 fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    let mut f = std::fs::File::open(path)?;
-    std::io::copy(&mut f, &mut hasher)?;
+    // Streamed from disk: reading the whole model would show up in the peak heap reported.
+    match crate::files::embedded(path) {
+        Some(bytes) => hasher.update(bytes),
+        None => {
+            std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+        }
+    }
     Ok(hasher
         .finalize()
         .iter()

@@ -246,7 +246,7 @@ impl Config {
 
     /// Checks that the model directory exists (its files are checked when loaded).
     pub fn check_model_dir(&self) -> Result<()> {
-        if self.model_dir.is_dir() {
+        if crate::files::is_dir(&self.model_dir) {
             Ok(())
         } else {
             Err(Error::ModelDirMissing {
@@ -285,8 +285,9 @@ pub fn default_model_candidates() -> Vec<PathBuf> {
     candidates
 }
 
-/// The model directory to use: the explicit one if given (it must exist), else the first
-/// default candidate that holds a model file.
+/// The model directory to use: the explicit one if given (it must exist), else the model built
+/// into the binary (feature `embed-model`), else the first default candidate that holds a model
+/// file.
 pub fn resolve_model_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = explicit {
         return if dir.is_dir() {
@@ -296,6 +297,9 @@ pub fn resolve_model_dir(explicit: Option<&Path>) -> Result<PathBuf> {
                 path: dir.to_path_buf(),
             })
         };
+    }
+    if let Some(dir) = crate::files::embedded_model_dir() {
+        return Ok(dir);
     }
     let candidates = default_model_candidates();
     candidates

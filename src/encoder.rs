@@ -101,15 +101,18 @@ impl Encoder {
             path: path.to_path_buf(),
             reason,
         };
-        if !path.is_file() {
+        if !crate::files::is_file(path) {
             return Err(fail("file not found".into()));
         }
         // Exports carry symbolic value_info/output shapes that clash with the fixed shapes we set.
-        let mut model = tract_onnx::onnx()
+        let onnx = tract_onnx::onnx()
             .with_ignore_output_shapes(true)
-            .with_ignore_value_info(true)
-            .model_for_path(path)
-            .map_err(|e| fail(format!("{e:#}")))?;
+            .with_ignore_value_info(true);
+        let mut model = match crate::files::embedded(path) {
+            Some(bytes) => onnx.model_for_read(&mut &bytes[..]),
+            None => onnx.model_for_path(path),
+        }
+        .map_err(|e| fail(format!("{e:#}")))?;
 
         // Inputs by name, whatever their order in the file.
         let input_names: Vec<String> = model
@@ -217,7 +220,7 @@ impl Encoder {
             .and_then(|m| TypedSimplePlan::new_with_options(m, &options))
             .map_err(|e| fail(format!("{e:#}")))?;
         let kernels = kernels_in(plan.model());
-        let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let file_bytes = crate::files::len(path).unwrap_or(0);
         let activations_bytes =
             crate::memory::peak_activations(plan.model(), plan.order_without_consts())?;
         let state = TypedSimpleState::new(&plan).map_err(|e| fail(e.to_string()))?;

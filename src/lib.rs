@@ -16,6 +16,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod heap;
 pub mod keywords;
 pub mod memory;

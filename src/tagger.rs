@@ -305,11 +305,11 @@ impl Tagger {
             path: path.clone(),
             source,
         };
-        let len = std::fs::metadata(&path).map_err(io)?.len();
+        let len = crate::files::len(&path).map_err(io)?;
         if len > MAX_TAGGER_BYTES {
             return Err(bad(&path, format!("{len} bytes, over {MAX_TAGGER_BYTES}")));
         }
-        let bytes = std::fs::read(&path).map_err(io)?;
+        let bytes = crate::files::read(&path).map_err(io)?;
         Self::parse(&bytes).map_err(|reason| bad(&path, reason))
     }
 
@@ -450,7 +450,7 @@ pub fn default_tagger_dir(model_dir: &Path) -> Option<PathBuf> {
     );
     candidates
         .into_iter()
-        .find(|d| d.join(TAGGER_FILE).is_file())
+        .find(|d| crate::files::is_file(&d.join(TAGGER_FILE)))
 }
 
 /// UD English EWT in CoNLL-U, re-tokenized into the pipeline's words (training and tests).

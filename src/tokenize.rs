@@ -59,13 +59,17 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             reason,
         };
-        if !path.is_file() {
+        if !crate::files::is_file(path) {
             return Err(load_err("file not found".into()));
         }
         // Tokenizers parallelizes some steps with rayon; one predictable thread is what an edge
         // device wants, and our inputs are single short texts.
         tokenizers::utils::parallelism::set_parallelism(false);
-        let mut inner = Tokenizer::from_file(path).map_err(|e| load_err(e.to_string()))?;
+        let mut inner = match crate::files::embedded(path) {
+            Some(bytes) => Tokenizer::from_bytes(bytes),
+            None => Tokenizer::from_file(path),
+        }
+        .map_err(|e| load_err(e.to_string()))?;
         inner
             .with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,

@@ -439,3 +439,19 @@ fn two_threads_give_the_same_keywords() {
     };
     assert_eq!(texts(a), texts(b));
 }
+
+#[test]
+fn a_reader_closing_stdout_early_is_not_an_error() {
+    // `attnprompt inspect | head -1`: the reader is gone before the report is written (loading
+    // takes far longer than closing a pipe), so every write meets a closed pipe.
+    let mut child = binary()
+        .args(["inspect"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}

@@ -141,7 +141,7 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
             .zip(&summaries)
             .map(|(name, s)| (name.to_string(), json!(s)))
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({
                 "setting": setting,
@@ -165,17 +165,21 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
         );
         return Ok(());
     }
-    println!("attnprompt bench");
-    println!(
+    outln!("attnprompt bench");
+    outln!(
         "  model      {} (sha256 {})",
-        setting.model, setting.model_sha256
+        setting.model,
+        setting.model_sha256
     );
-    println!("  quantization {}", setting.quantization);
-    println!(
+    outln!("  quantization {}", setting.quantization);
+    outln!(
         "  max_seq {}, threads {}, target {}, {}",
-        setting.max_seq, setting.threads, setting.target, setting.profile
+        setting.max_seq,
+        setting.threads,
+        setting.target,
+        setting.profile
     );
-    println!(
+    outln!(
         "  cpu        {} [{}]",
         setting.cpu,
         setting.cpu_features.join(" ")
@@ -185,9 +189,9 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
         .iter()
         .map(|(k, n)| format!("{k} ×{n}"))
         .collect();
-    println!("  kernels    {}", kernels.join(", "));
-    println!("  tract      {}", setting.tract_version);
-    println!(
+    outln!("  kernels    {}", kernels.join(", "));
+    outln!("  tract      {}", setting.tract_version);
+    outln!(
         "  runs       {} over {} texts (mean {:.0} tokens, {} cut), {:.1} s; window {} samples",
         samples.seen(),
         texts.len(),
@@ -196,10 +200,16 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
         wall,
         LATENCY_WINDOW
     );
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "stage (µs)", "min", "p50", "p90", "p99", "max", "mean"
+        "stage (µs)",
+        "min",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        "mean"
     );
     for (name, s) in STAGES.iter().zip(&summaries) {
         if let Some(Summary {
@@ -212,19 +222,22 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
             ..
         }) = s
         {
-            println!("{name:<10} {min:>10} {p50:>10} {p90:>10} {p99:>10} {max:>10} {mean:>10.0}");
+            outln!("{name:<10} {min:>10} {p50:>10} {p90:>10} {p99:>10} {max:>10} {mean:>10.0}");
         }
     }
-    println!();
-    println!("cold start (load + optimize + plan) {load_ms:.0} ms");
+    outln!();
+    outln!("cold start (load + optimize + plan) {load_ms:.0} ms");
     if !ops.is_empty() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:<28} {:>6} {:>12} {:>7}",
-            "op (top 10)", "nodes", "µs per run", "share"
+            "op (top 10)",
+            "nodes",
+            "µs per run",
+            "share"
         );
         for o in ops.iter().take(10) {
-            println!(
+            outln!(
                 "{:<28} {:>6.0} {:>12.0} {:>6.1}%",
                 o.op,
                 o.nodes as f64 / profiled_runs,
@@ -233,7 +246,7 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
             );
         }
     }
-    println!(
+    outln!(
         "memory: plan {}, peak heap {}, peak RSS {}",
         format_size(plan_total),
         peak_heap.map_or("n/a (heap-stats off)".into(), |b| format_size(b as u64)),

@@ -187,7 +187,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
                 "docs_per_s": docs_per_s,
                 "summary": summary,
             });
-            println!("{v}");
+            outln!("{v}");
         } else if args.grid {
             print_grid_row(setting, &summary);
         } else {
@@ -203,7 +203,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
         }
     }
     if args.grid && !json_out {
-        println!(
+        outln!(
             "# {} docs, {} windows, {docs_per_s:.2} docs/s for the whole grid",
             docs.len(),
             evaluator.windows()
@@ -220,7 +220,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
 
 fn print_grid_row(s: &Setting, sum: &Summary) {
     let f: Vec<String> = sum.macro_f1.iter().map(|x| format!("{x:.2}")).collect();
-    println!("| `{s}` | {} |", f.join(" | "));
+    outln!("| `{s}` | {} |", f.join(" | "));
 }
 
 fn print_report(
@@ -232,16 +232,16 @@ fn print_report(
     windows: usize,
     docs_per_s: f64,
 ) {
-    println!("dataset     {} ({} documents)", dataset.display(), sum.docs);
-    println!("model       {model}");
-    println!(
+    outln!("dataset     {} ({} documents)", dataset.display(), sum.docs);
+    outln!("model       {model}");
+    outln!(
         "setting     strategy {}, layers {}, candidates {}, max_seq {}",
         s.strategy.name(),
         s.layers,
         s.candidates.name(),
         config.max_seq
     );
-    println!(
+    outln!(
         "speed       {docs_per_s:.2} docs/s ({windows} windows of ≤ {} tokens)",
         config.max_seq
     );
@@ -259,10 +259,10 @@ fn print_report(
             &sum.micro_f1,
         ),
     ] {
-        println!();
-        println!("{title:6} {:>8} {:>8} {:>8}", "P", "R", "F1");
+        outln!();
+        outln!("{title:6} {:>8} {:>8} {:>8}", "P", "R", "F1");
         for (i, k) in sum.k.iter().enumerate() {
-            println!("@{k:<5} {:>8.2} {:>8.2} {:>8.2}", p[i], r[i], f[i]);
+            outln!("@{k:<5} {:>8.2} {:>8.2} {:>8.2}", p[i], r[i], f[i]);
         }
     }
 }

@@ -38,7 +38,7 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         "peak_rss_bytes": heap::peak_rss_bytes(),
     });
     if as_json {
-        println!("{v}");
+        outln!("{v}");
         return;
     }
     let kernels: Vec<String> = facts
@@ -46,17 +46,17 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         .iter()
         .map(|(k, n)| format!("{k} ×{n}"))
         .collect();
-    println!("model          {}", facts.path.display());
-    println!(
+    outln!("model          {}", facts.path.display());
+    outln!(
         "architecture   {} attention layers × {} heads, vocab {}, token_type_ids: {}",
         facts.layers,
         facts.heads,
         pipeline.vocab_size(),
         facts.has_token_type_ids
     );
-    println!("quantization   {}", facts.quantization());
-    println!("attention      {}", facts.attention_nodes.join(", "));
-    println!(
+    outln!("quantization   {}", facts.quantization());
+    outln!("attention      {}", facts.attention_nodes.join(", "));
+    outln!(
         "settings       max_seq {}, threads {}, strategy {} on layers {:?}, candidates {}, top-k {}",
         facts.max_seq,
         facts.threads,
@@ -65,20 +65,20 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         pipeline.candidate_generator(),
         cfg.top_k
     );
-    println!("kernels        {}", kernels.join(", "));
-    println!(
+    outln!("kernels        {}", kernels.join(", "));
+    outln!(
         "cold start     {:.0} ms (load + optimize + plan)",
         pipeline.load_seconds() * 1e3
     );
-    println!(
+    outln!(
         "memory plan{}",
         match cfg.memory_budget {
             Some(b) => format!(" (budget {})", format_size(b)),
             None => String::new(),
         }
     );
-    println!("{}", pipeline.memory_plan());
-    println!(
+    outln!("{}", pipeline.memory_plan());
+    outln!(
         "measured       heap now {}, peak heap {}, peak RSS {}",
         fmt_opt(heap::is_counting().then(|| heap::current_bytes() as u64)),
         fmt_opt(heap::is_counting().then(|| heap::peak_bytes() as u64)),
