@@ -2,31 +2,14 @@
 //! the exit codes and messages of bad input and bad settings.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+use common::binary;
+
 const SHORT: &str = "The Raspberry Pi 5 runs BERT inference offline with tract.";
-
-/// Set by `scripts/cross-test` when the binary is built for another architecture: the emulator
-/// command that runs it (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`), split on whitespace.
-/// Without binfmt_misc the host kernel cannot exec an ARM binary, so the tests prefix it.
-const RUNNER_ENV: &str = "ATTNPROMPT_TEST_RUNNER";
-
-/// The built binary as a command, through the runner when one is set.
-fn binary() -> Command {
-    let bin = env!("CARGO_BIN_EXE_attnprompt");
-    let runner = std::env::var(RUNNER_ENV).unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    match words.next() {
-        Some(program) => {
-            let mut c = Command::new(program);
-            c.args(words).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    }
-}
 
 fn attnprompt(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = binary()

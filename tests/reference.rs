@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use attnprompt::config::{Strategy, MAX_PHRASE_WORDS};
 use attnprompt::encoder::{Encoder, EncoderOutput};
@@ -231,6 +232,107 @@ fn ranking_reproduces_reference_keywords() {
     assert!(checked >= 20, "only {checked} keyword lists checked");
 }
 
+/// What tract gives for one fixture text, everything the tests compare.
+struct TractText {
+    name: String,
+    input_ids: Vec<u32>,
+    /// Per layer.
+    received: Vec<Vec<f32>>,
+    cls: Vec<Vec<f32>>,
+    raw_l0: Vec<f32>,
+    raw_l5: Vec<f32>,
+    rollout: Vec<f32>,
+    pooled: Vec<f32>,
+    /// Top 5 per strategy key of the fixtures, ranked from tract's attention by the pipeline's
+    /// rules (`pipeline_ranks_as_the_tests_do` checks that against `Pipeline::run`).
+    keywords: HashMap<&'static str, Vec<attnprompt::Keyword>>,
+}
+
+/// (fixture key, strategy, all layers (else the last)) of the fixture keyword lists.
+const STRATEGIES: [(&str, Strategy, bool); 4] = [
+    ("received:last", Strategy::Received, false),
+    ("received:all", Strategy::Received, true),
+    ("cls:last", Strategy::Cls, false),
+    ("rollout", Strategy::Rollout, true),
+];
+
+/// Runs `model` once on every fixture text. A model run is the expensive part (seconds under
+/// qemu), so each model runs each text once and every test compares against these.
+fn tract_runs(model: &Path) -> Vec<TractText> {
+    let f = fixture("reference-int8.json");
+    let mut encoder = Encoder::load(model, MAX_SEQ, 1, true).unwrap();
+    let layers = encoder.facts().layers;
+    let all: Vec<usize> = (0..layers).collect();
+    let mut scratch = Vec::new();
+    f.texts
+        .iter()
+        .map(|case| {
+            let n = case.input_ids.len();
+            let out = run(&mut encoder, case);
+            let per_layer = |strategy| {
+                (0..layers)
+                    .map(|l| layer_vector(&out, l, n, strategy))
+                    .collect::<Vec<_>>()
+            };
+            let a0 = out.layer(0).unwrap();
+            let a5 = out.layer(5).unwrap();
+            let strategy_scores = |strategy, layers: &[usize], scratch: &mut Vec<f32>| {
+                let mut v = vec![0.0; n];
+                scores::token_scores(&out, n, strategy, layers, &mut v, scratch).unwrap();
+                v
+            };
+            let keywords = STRATEGIES
+                .iter()
+                .map(|&(key, strategy, all_layers)| {
+                    let ls = if all_layers {
+                        &all[..]
+                    } else {
+                        &all[layers - 1..]
+                    };
+                    let v = strategy_scores(strategy, ls, &mut scratch);
+                    (key, rust_keywords(case, &v, 5))
+                })
+                .collect();
+            TractText {
+                name: case.name.clone(),
+                input_ids: case.input_ids.clone(),
+                received: per_layer(Strategy::Received),
+                cls: per_layer(Strategy::Cls),
+                raw_l0: (0..n).map(|j| a0[[0, 0, j]]).collect(),
+                raw_l5: (0..n).map(|j| a5[[11, 1, j]]).collect(),
+                rollout: strategy_scores(Strategy::Rollout, &all, &mut scratch),
+                pooled: pooled(&out, n),
+                keywords,
+            }
+        })
+        .collect()
+}
+
+fn int8_runs() -> &'static [TractText] {
+    static RUNS: OnceLock<Vec<TractText>> = OnceLock::new();
+    RUNS.get_or_init(|| tract_runs(&model_dir().join("model.onnx")))
+}
+
+fn fp32_runs() -> &'static [TractText] {
+    static RUNS: OnceLock<Vec<TractText>> = OnceLock::new();
+    RUNS.get_or_init(|| tract_runs(&fp32_model()))
+}
+
+/// The fixture's texts, checked to be the ones tract ran.
+fn cases_of(runs: &[TractText], fixture_name: &str) -> Vec<Case> {
+    let f = fixture(fixture_name);
+    assert_eq!(f.texts.len(), runs.len(), "{fixture_name}");
+    for (case, ours) in f.texts.iter().zip(runs) {
+        assert_eq!(case.name, ours.name, "{fixture_name}");
+        assert_eq!(
+            case.input_ids, ours.input_ids,
+            "{fixture_name} {}",
+            case.name
+        );
+    }
+    f.texts
+}
+
 /// Distances between tract and one reference file, for every fixture text.
 struct Distances {
     /// Per layer: max |Δ| of the received vectors, over texts.
@@ -243,10 +345,8 @@ struct Distances {
     pooled_cos_min: f64,
 }
 
-fn distances(model: &Path, fixture_name: &str) -> Distances {
-    let f = fixture(fixture_name);
-    let mut encoder = Encoder::load(model, MAX_SEQ, 1, true).unwrap();
-    let layers = encoder.facts().layers;
+fn distances(runs: &[TractText], fixture_name: &str) -> Distances {
+    let layers = runs[0].received.len();
     let mut d = Distances {
         received: vec![0.0; layers],
         cls: vec![0.0; layers],
@@ -255,44 +355,24 @@ fn distances(model: &Path, fixture_name: &str) -> Distances {
         rollout: 0.0,
         pooled_cos_min: 1.0,
     };
-    for case in &f.texts {
-        let n = case.input_ids.len();
-        let out = run(&mut encoder, case);
+    for (case, ours) in cases_of(runs, fixture_name).iter().zip(runs) {
         for l in 0..layers {
-            let r = layer_vector(&out, l, n, Strategy::Received);
-            d.received[l] = d.received[l].max(max_abs_diff(&r, &case.received_per_layer[l]));
-            let c = layer_vector(&out, l, n, Strategy::Cls);
-            d.cls[l] = d.cls[l].max(max_abs_diff(&c, &case.cls_per_layer[l]));
+            let r = max_abs_diff(&ours.received[l], &case.received_per_layer[l]);
+            d.received[l] = d.received[l].max(r);
+            d.cls[l] = d.cls[l].max(max_abs_diff(&ours.cls[l], &case.cls_per_layer[l]));
         }
-        let a0 = out.layer(0).unwrap();
-        let row0: Vec<f32> = (0..n).map(|j| a0[[0, 0, j]]).collect();
-        d.raw_l0 = d.raw_l0.max(max_abs_diff(&row0, &case.raw_l0_h0_row0));
-        let a5 = out.layer(5).unwrap();
-        let row5: Vec<f32> = (0..n).map(|j| a5[[11, 1, j]]).collect();
-        d.raw_l5 = d.raw_l5.max(max_abs_diff(&row5, &case.raw_l5_h11_row1));
-        let mut roll = vec![0.0; n];
-        let mut scratch = Vec::new();
-        scores::token_scores(
-            &out,
-            n,
-            Strategy::Rollout,
-            &[0, 1, 2, 3, 4, 5],
-            &mut roll,
-            &mut scratch,
-        )
-        .unwrap();
-        d.rollout = d.rollout.max(max_abs_diff(&roll, &case.rollout));
-        d.pooled_cos_min = d.pooled_cos_min.min(cosine(&pooled(&out, n), &case.pooled));
+        d.raw_l0 = d
+            .raw_l0
+            .max(max_abs_diff(&ours.raw_l0, &case.raw_l0_h0_row0));
+        d.raw_l5 = d
+            .raw_l5
+            .max(max_abs_diff(&ours.raw_l5, &case.raw_l5_h11_row1));
+        d.rollout = d.rollout.max(max_abs_diff(&ours.rollout, &case.rollout));
+        d.pooled_cos_min = d.pooled_cos_min.min(cosine(&ours.pooled, &case.pooled));
     }
     eprintln!(
-        "{} vs {fixture_name}: received {:?} cls {:?} raw_l0 {:e} raw_l5 {:e} rollout {:e} pooled cos min {:.6}",
-        model.display(),
-        d.received,
-        d.cls,
-        d.raw_l0,
-        d.raw_l5,
-        d.rollout,
-        d.pooled_cos_min
+        "vs {fixture_name}: received {:?} cls {:?} raw_l0 {:e} raw_l5 {:e} rollout {:e} pooled cos min {:.6}",
+        d.received, d.cls, d.raw_l0, d.raw_l5, d.rollout, d.pooled_cos_min
     );
     d
 }
@@ -317,7 +397,7 @@ fn fp32_model() -> PathBuf {
 /// probabilities ≤ 5.1e-7, rollout ≤ 3.6e-7, pooled cosine 1.000000.
 #[test]
 fn fp32_every_layer_matches_onnxruntime() {
-    let d = distances(&fp32_model(), "reference-fp32.json");
+    let d = distances(fp32_runs(), "reference-fp32.json");
     for l in 0..6 {
         assert!(
             d.received[l] <= 2e-4,
@@ -339,8 +419,7 @@ fn fp32_every_layer_matches_onnxruntime() {
 /// fp32 end to end (tokenizer, tract, scores, ranking): the keyword lists are the reference's.
 #[test]
 fn fp32_keywords_are_the_reference_keywords() {
-    let dir = tempdir_with_model(&fp32_model());
-    for (name, top1, overlap) in keyword_agreement(&dir, "reference-fp32.json", 5) {
+    for (name, top1, overlap) in keyword_agreement(fp32_runs(), "reference-fp32.json") {
         assert!(
             top1 && overlap == 5,
             "{name}: top-1 equal {top1}, overlap {overlap}/5"
@@ -348,15 +427,25 @@ fn fp32_keywords_are_the_reference_keywords() {
     }
 }
 
-/// int8, layer 0: its input is the embedding sum, identical in both engines, and one layer of
-/// dynamic quantization rounds the same way. Measured: received ≤ 2.9e-6, [CLS] rows ≤ 1.2e-7,
-/// raw probabilities ≤ 6e-8.
+/// int8, layer 0: between the embedding sums (identical in both engines) and layer 0's attention
+/// stands one dynamic quantization, of the embedding LayerNorm's fp32 output. Where tract's SIMD
+/// path computes that LayerNorm with other rounding than onnxruntime (another summation order),
+/// an activation within an ulp of a rounding boundary of DynamicQuantizeLinear lands on the
+/// neighbouring int8 step, and the attention of that token moves. So the agreement depends on
+/// the CPU. Measured max |Δ| (received / [CLS] rows / raw probabilities), tract 0.23.9:
+/// - x86-64 AVX-512 VNNI: 2.9e-6 / 1.2e-7 / 6e-8 (no flip)
+/// - aarch64 Cortex-A72 (qemu): 6.2e-5 / 3.7e-6 / 2.0e-5
+/// - x86-64 AVX2 (`qemu-x86_64 -cpu Haswell`): 6.6e-4 / 1.4e-5 / 9.9e-5
+///
+/// The bounds sit above every CPU and still far below what quantization itself does to layer 0
+/// (int8 against the fp32 model: 0.099 / 6.3e-3 / 7.1e-3), so a tract int8 path that computed
+/// anything but onnxruntime's int8 arithmetic (a wrong scale or zero point, fp32 instead) fails.
 #[test]
 fn int8_first_layer_matches_onnxruntime() {
-    let d = distances(&model_dir().join("model.onnx"), "reference-int8.json");
-    assert!(d.received[0] <= 2e-5, "received {}", d.received[0]);
-    assert!(d.cls[0] <= 1e-6, "cls {}", d.cls[0]);
-    assert!(d.raw_l0 <= 1e-6, "raw {}", d.raw_l0);
+    let d = distances(int8_runs(), "reference-int8.json");
+    assert!(d.received[0] <= 2e-3, "received {}", d.received[0]);
+    assert!(d.cls[0] <= 5e-5, "cls {}", d.cls[0]);
+    assert!(d.raw_l0 <= 5e-4, "raw {}", d.raw_l0);
 }
 
 /// int8, all layers: deeper layers drift (measured: received up to 0.54 in layer 5, where
@@ -366,13 +455,13 @@ fn int8_first_layer_matches_onnxruntime() {
 /// vs fp32 ≥ 0.9879 (onnxruntime int8 vs fp32: 0.9876).
 #[test]
 fn int8_is_as_close_to_fp32_as_onnxruntime_int8() {
-    let same_engine_gap = distances(&model_dir().join("model.onnx"), "reference-int8.json");
+    let same_engine_gap = distances(int8_runs(), "reference-int8.json");
     assert!(
         same_engine_gap.pooled_cos_min >= 0.99,
         "{}",
         same_engine_gap.pooled_cos_min
     );
-    let to_fp32 = distances(&model_dir().join("model.onnx"), "reference-fp32.json");
+    let to_fp32 = distances(int8_runs(), "reference-fp32.json");
     assert!(
         to_fp32.pooled_cos_min >= 0.985,
         "{}",
@@ -386,7 +475,7 @@ fn int8_is_as_close_to_fp32_as_onnxruntime_int8() {
 #[test]
 fn int8_keywords_agree_with_references() {
     for fixture_name in ["reference-int8.json", "reference-fp32.json"] {
-        let rows = keyword_agreement(&model_dir(), fixture_name, 5);
+        let rows = keyword_agreement(int8_runs(), fixture_name);
         let total: usize = rows.iter().map(|r| r.2).sum();
         for (name, top1, overlap) in &rows {
             assert!(*top1, "{fixture_name} {name}: top keyword differs");
@@ -402,46 +491,14 @@ fn int8_keywords_agree_with_references() {
     }
 }
 
-/// A model directory holding `model` and the shipped tokenizer (symlinks, under target/).
-fn tempdir_with_model(model: &Path) -> PathBuf {
-    let dir = root().join("target/test-models/fp32");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (link, target) in [
-        ("model.onnx", model.to_path_buf()),
-        ("tokenizer.json", model_dir().join("tokenizer.json")),
-    ] {
-        let link = dir.join(link);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-    }
-    dir
-}
-
-/// (strategy key, strategy, layers) of the fixture keyword lists.
-const STRATEGIES: [(&str, Strategy, Option<&str>); 4] = [
-    ("received:last", Strategy::Received, Some("last")),
-    ("received:all", Strategy::Received, Some("all")),
-    ("cls:last", Strategy::Cls, Some("last")),
-    ("rollout", Strategy::Rollout, Some("all")),
-];
-
-/// For each strategy and text: (top-1 equal, |top-k keys ∩ reference top-k keys|).
-fn keyword_agreement(model_dir: &Path, fixture_name: &str, k: usize) -> Vec<(String, bool, usize)> {
-    let f = fixture(fixture_name);
+/// For each strategy and text: (top-1 equal, |top-5 keys ∩ reference top-5 keys|).
+fn keyword_agreement(runs: &[TractText], fixture_name: &str) -> Vec<(String, bool, usize)> {
     let mut rows = Vec::new();
-    for (key, strategy, layers) in STRATEGIES {
-        let mut cfg = Config::new(model_dir);
-        cfg.strategy = strategy;
-        cfg.layers = layers.map(|l| l.parse().unwrap());
-        cfg.top_k = k;
-        // the fixtures rank stopword n-grams
-        cfg.candidates = attnprompt::Candidates::Stopwords;
-        let mut p = Pipeline::load(cfg).unwrap();
-        for case in &f.texts {
-            let got = p.run(&case.text).unwrap().keywords;
-            let expected = &case.keywords[key][..k];
+    for (case, ours) in cases_of(runs, fixture_name).iter().zip(runs) {
+        for (key, _, _) in STRATEGIES {
+            let expected = &case.keywords[key][..5];
             let lower = |s: &str| s.to_lowercase();
-            let got_keys: Vec<String> = got.iter().map(|k| lower(&k.text)).collect();
+            let got_keys: Vec<String> = ours.keywords[key].iter().map(|k| lower(&k.text)).collect();
             let overlap = expected
                 .iter()
                 .filter(|e| got_keys.contains(&lower(&e.text)))
@@ -453,6 +510,41 @@ fn keyword_agreement(model_dir: &Path, fixture_name: &str, k: usize) -> Vec<(Str
             ));
         }
     }
-    eprintln!("{} vs {fixture_name}: {rows:?}", model_dir.display());
+    eprintln!("vs {fixture_name}: {rows:?}");
     rows
+}
+
+/// The tests above rank tract's attention with the library's steps directly (one model run per
+/// text for every strategy); `Pipeline::run` (tokenizer, encoder, scores, words, candidates,
+/// ranker) must give the same keywords, scores included.
+#[test]
+fn pipeline_ranks_as_the_tests_do() {
+    let mut cfg = Config::new(model_dir());
+    cfg.candidates = attnprompt::Candidates::Stopwords;
+    cfg.top_k = 5;
+    let mut p = Pipeline::load(cfg).unwrap();
+    assert_eq!(p.config().strategy, Strategy::Received);
+    assert_eq!(p.layers(), [5]);
+    for ours in int8_runs() {
+        let case = fixture("reference-int8.json")
+            .texts
+            .into_iter()
+            .find(|c| c.name == ours.name)
+            .unwrap();
+        let got = p.run(&case.text).unwrap().keywords;
+        let want = &ours.keywords["received:last"];
+        let spans = |ks: &[attnprompt::Keyword]| {
+            ks.iter()
+                .map(|k| (k.text.clone(), k.start, k.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(spans(&got), spans(want), "{}", case.name);
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (g.score - w.score).abs() <= 1e-6 * w.score.abs().max(1.0),
+                "{}",
+                case.name
+            );
+        }
+    }
 }

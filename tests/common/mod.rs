@@ -1,0 +1,34 @@
+//! Shared by the integration tests that spawn the built binary.
+
+use std::process::Command;
+
+/// Set by `scripts/cross-test` when the binary is built for another architecture: the emulator
+/// command that runs it (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`), split on whitespace.
+/// Without binfmt_misc the host kernel cannot exec an ARM binary, so the tests prefix it.
+const RUNNER_ENV: &str = "ATTNPROMPT_TEST_RUNNER";
+
+/// The built binary as a command, through the runner when one is set.
+#[allow(dead_code)]
+pub fn binary() -> Command {
+    let bin = env!("CARGO_BIN_EXE_attnprompt");
+    let runner = std::env::var(RUNNER_ENV).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// Set (to 1) by `scripts/cross-test`: the suite runs under qemu-user, 30 to 50 times slower
+/// than natively. Tests whose cost is a workload size, not a correctness condition, run a
+/// smaller workload then, with the same assertions (each says which).
+pub const EMULATED_ENV: &str = "ATTNPROMPT_EMULATED";
+
+#[allow(dead_code)]
+pub fn emulated() -> bool {
+    std::env::var(EMULATED_ENV).is_ok_and(|v| v == "1")
+}
