@@ -2,7 +2,7 @@
 # Used by scripts/cross-test (source it, then call arm_env TARGET).
 # Installs what a cross build for an ARM target needs (Debian cross gcc, qemu-user, the rustup
 # target), idempotently, and exports cargo's linker / C compiler / runner for that target.
-# Sets: REPO_ROOT, ARM_TRIPLE_ENV (TARGET upper-cased with _), ARM_QEMU, ARM_SYSROOT, ARM_RUNNER,
+# Sets: REPO_ROOT, CARGO_TARGET_DIR (armv7 only), ARM_TRIPLE_ENV (TARGET upper-cased with _), ARM_QEMU, ARM_SYSROOT, ARM_RUNNER,
 # ARM_DEFAULT_CPUS (the qemu CPU models the suite runs under), ARM_GCC.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,10 +73,26 @@ arm_env() {
     # cross glibc is 2.36), and qemu loads no guest libraries, so no sysroot can be mixed in.
     # Static glibc cannot use NSS or dlopen, which nothing here does.
     if [ "${ARM_STATIC:-1}" = 1 ]; then
-        export "CARGO_TARGET_${ARM_TRIPLE_ENV}_RUSTFLAGS=-C target-feature=+crt-static"
+        local flags="-C target-feature=+crt-static"
+        if [[ $target == armv7-* ]]; then
+            # Link armv7 with LLVM's lld (shipped with rustc) instead of GNU ld: GNU ld 2.40
+            # drops the Thumb bit from the R_ARM_IRELATIVE addends (glibc's memcpy ifunc) of a
+            # static binary once its code passes Thumb's 16 MB branch range, so every test
+            # executable that links tract crashed at start-up under qemu (SIGSEGV in
+            # __libc_start_main); small ones ran.
+            local gcc_ld
+            gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+            flags="$flags -C link-arg=-fuse-ld=lld -C link-arg=-B$gcc_ld"
+        fi
+        export "CARGO_TARGET_${ARM_TRIPLE_ENV}_RUSTFLAGS=$flags"
         ARM_RUNNER="$ARM_QEMU"
     fi
 
+    # armv7 builds in a target directory of its own, so it can build while the aarch64 suite runs
+    # under qemu (a `cargo test` locks its target directory until the last test has run).
+    if [[ $target == armv7-* ]]; then
+        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target/armv7}"
+    fi
     local triple_cc="${target//-/_}"
     export "CARGO_TARGET_${ARM_TRIPLE_ENV}_LINKER=$ARM_GCC-gcc"
     export "CC_${triple_cc}=$ARM_GCC-gcc"
