@@ -2,7 +2,7 @@
 # Used by scripts/cross-test (source it, then call arm_env TARGET).
 # Installs what a cross build for an ARM target needs (Debian cross gcc, qemu-user, the rustup
 # target), idempotently, and exports cargo's linker / C compiler / runner for that target.
-# Sets: REPO_ROOT, CARGO_TARGET_DIR (armv7 only), ARM_TRIPLE_ENV (TARGET upper-cased with _), ARM_QEMU, ARM_SYSROOT, ARM_RUNNER,
+# Sets: REPO_ROOT, CARGO_TARGET_DIR, ARM_TRIPLE_ENV (TARGET upper-cased with _), ARM_QEMU, ARM_SYSROOT, ARM_RUNNER,
 # ARM_DEFAULT_CPUS (the qemu CPU models the suite runs under), ARM_GCC.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -88,11 +88,11 @@ arm_env() {
         ARM_RUNNER="$ARM_QEMU"
     fi
 
-    # armv7 builds in a target directory of its own, so it can build while the aarch64 suite runs
-    # under qemu (a `cargo test` locks its target directory until the last test has run).
-    if [[ $target == armv7-* ]]; then
-        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target/armv7}"
-    fi
+    # Each ARM target builds in a target directory of its own (target/cross-aarch64, ...), so it
+    # can build while the host tests or another target's emulated suite run: a `cargo test`
+    # locks its target directory until its last test has run. A CARGO_TARGET_DIR set by the
+    # caller wins.
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target/cross-${target%%-*}}"
     local triple_cc="${target//-/_}"
     export "CARGO_TARGET_${ARM_TRIPLE_ENV}_LINKER=$ARM_GCC-gcc"
     export "CC_${triple_cc}=$ARM_GCC-gcc"

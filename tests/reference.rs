@@ -434,7 +434,8 @@ fn fp32_keywords_are_the_reference_keywords() {
 /// neighbouring int8 step, and the attention of that token moves. So the agreement depends on
 /// the CPU. Measured max |Δ| (received / [CLS] rows / raw probabilities), tract 0.23.9:
 /// - x86-64 AVX-512 VNNI: 2.9e-6 / 1.2e-7 / 6e-8 (no flip)
-/// - aarch64 Cortex-A72 (qemu): 6.2e-5 / 3.7e-6 / 2.0e-5
+/// - aarch64 Cortex-A72 and Cortex-A76 (qemu; SMLAL and SDOT kernels, identical): 6.2e-5 /
+///   3.7e-6 / 2.0e-5
 /// - x86-64 AVX2 (`qemu-x86_64 -cpu Haswell`): 6.6e-4 / 1.4e-5 / 9.9e-5
 ///
 /// The bounds sit above every CPU and still far below what quantization itself does to layer 0
