@@ -34,7 +34,8 @@ arm_env() {
     case "$target" in
         aarch64-unknown-linux-gnu | aarch64-unknown-linux-musl)
             ARM_GCC=aarch64-linux-gnu
-            pkg=gcc-aarch64-linux-gnu
+            # The cross glibc (libc.a for the static link) is only a Recommends of the gcc.
+            pkg="gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
             ARM_QEMU=qemu-aarch64
             ARM_SYSROOT=/usr/aarch64-linux-gnu
             # Pi 4 (Cortex-A72: no dot product) and Pi 5 (Cortex-A76: SDOT), so both int8
@@ -44,7 +45,7 @@ arm_env() {
             ;;
         armv7-unknown-linux-gnueabihf | armv7-unknown-linux-musleabihf)
             ARM_GCC=arm-linux-gnueabihf
-            pkg=gcc-arm-linux-gnueabihf
+            pkg="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"
             ARM_QEMU=qemu-arm
             ARM_SYSROOT=/usr/arm-linux-gnueabihf
             # ARMv7-A with NEON and VFPv4, what a 32-bit Pi OS runs on (qemu-arm has no A72/A53).
@@ -55,7 +56,8 @@ arm_env() {
             return 2
             ;;
     esac
-    arm_apt "$pkg" qemu-user
+    # shellcheck disable=SC2086 # $pkg is a list
+    arm_apt $pkg qemu-user
     arm_rustup_target "$target"
 
     # One glibc per run. qemu's -L prefix plus the guest's /etc/ld.so.cache would mix the cross

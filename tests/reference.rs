@@ -436,7 +436,7 @@ fn fp32_keywords_are_the_reference_keywords() {
 /// - x86-64 AVX-512 VNNI: 2.9e-6 / 1.2e-7 / 6e-8 (no flip)
 /// - aarch64 Cortex-A72 and Cortex-A76 (qemu; SMLAL and SDOT kernels, identical): 6.2e-5 /
 ///   3.7e-6 / 2.0e-5
-/// - x86-64 AVX2 (`qemu-x86_64 -cpu Haswell`): 6.6e-4 / 1.4e-5 / 9.9e-5
+/// - armv7 Cortex-A15 (qemu), x86-64 AVX2 (`qemu-x86_64 -cpu Haswell`): 6.6e-4 / 1.4e-5 / 9.9e-5
 ///
 /// The bounds sit above every CPU and still far below what quantization itself does to layer 0
 /// (int8 against the fp32 model: 0.099 / 6.3e-3 / 7.1e-3), so a tract int8 path that computed
@@ -452,8 +452,11 @@ fn int8_first_layer_matches_onnxruntime() {
 /// int8, all layers: deeper layers drift (measured: received up to 0.54 in layer 5, where
 /// onnxruntime at two optimization levels differs from itself by 0.33), so here the check is
 /// that tract's int8 is as close to the fp32 model as onnxruntime's int8 is. Measured pooled
-/// cosine: tract int8 vs onnxruntime int8 ≥ 0.9951 (onnxruntime vs itself: 0.9969); tract int8
-/// vs fp32 ≥ 0.9879 (onnxruntime int8 vs fp32: 0.9876).
+/// cosine (min over texts): tract int8 vs onnxruntime int8 0.9951 on x86-64 AVX-512, 0.9955 on
+/// aarch64, 0.9924 on armv7 (onnxruntime vs itself: 0.9969); tract int8 vs fp32 0.9879 on
+/// x86-64 AVX-512, 0.9874 on aarch64, 0.9850 on armv7 (onnxruntime int8 vs fp32: 0.9876).
+/// The layer-0 rounding flips (see above) move these by a few 1e-3 from CPU to CPU, hence the
+/// bound 0.98 for fp32.
 #[test]
 fn int8_is_as_close_to_fp32_as_onnxruntime_int8() {
     let same_engine_gap = distances(int8_runs(), "reference-int8.json");
@@ -463,11 +466,7 @@ fn int8_is_as_close_to_fp32_as_onnxruntime_int8() {
         same_engine_gap.pooled_cos_min
     );
     let to_fp32 = distances(int8_runs(), "reference-fp32.json");
-    assert!(
-        to_fp32.pooled_cos_min >= 0.985,
-        "{}",
-        to_fp32.pooled_cos_min
-    );
+    assert!(to_fp32.pooled_cos_min >= 0.98, "{}", to_fp32.pooled_cos_min);
 }
 
 /// int8 end to end, all four strategies on every text, against both references. Measured: the
