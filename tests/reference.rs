@@ -525,12 +525,10 @@ fn pipeline_ranks_as_the_tests_do() {
     let mut p = Pipeline::load(cfg).unwrap();
     assert_eq!(p.config().strategy, Strategy::Received);
     assert_eq!(p.layers(), [5]);
-    for ours in int8_runs() {
-        let case = fixture("reference-int8.json")
-            .texts
-            .into_iter()
-            .find(|c| c.name == ours.name)
-            .unwrap();
+    for (case, ours) in cases_of(int8_runs(), "reference-int8.json")
+        .iter()
+        .zip(int8_runs())
+    {
         let got = p.run(&case.text).unwrap().keywords;
         let want = &ours.keywords["received:last"];
         let spans = |ks: &[attnprompt::Keyword]| {
