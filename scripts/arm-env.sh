@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# Used by scripts/cross-test (source it, then call arm_env TARGET).
+# Used by scripts/cross-test, scripts/dist, scripts/check-dist and .ci/run (source it, then call
+# arm_env TARGET). ARM_STATIC=0 builds dynamically linked instead (then the runner needs the
+# sysroot, ARM_SYSROOT; the release check fails such a binary above glibc 2.27).
 # Installs what a cross build for an ARM target needs (Debian cross gcc, qemu-user, the rustup
 # target), idempotently, and exports cargo's linker / C compiler / runner for that target.
 # Sets: REPO_ROOT, CARGO_TARGET_DIR, ARM_TRIPLE_ENV (TARGET upper-cased with _), ARM_QEMU, ARM_SYSROOT, ARM_RUNNER,
