@@ -25,7 +25,7 @@ fn main() {
     keywords::words(&text, &tokens, &scores, tok.special_ids(), &mut words);
     let surfaces: Vec<&str> = words.iter().map(|w| &text[w.start..w.end]).collect();
     let mut tags = Vec::new();
-    tagger.tag(&surfaces, &mut tags);
+    tagger.tag_text(&surfaces, &mut tags);
     let tagged: Vec<String> = surfaces
         .iter()
         .zip(&tags)

@@ -13,6 +13,8 @@ EWT = ROOT.parent / "shared" / "datasets" / "ud-english-ewt" / "en_ewt-ud-test.c
 OUT = ROOT / "tests" / "fixtures" / "np-chunks-nltk.json"
 SENTENCES = 400
 MAX_WORDS = 5
+# src/nounphrase.rs GRAMMAR
+GRAMMAR = "NP: {<NN.*|JJ|VBN>*<NN.*>}"
 
 
 def sentences():
@@ -36,7 +38,7 @@ def sentences():
 
 def main():
     stop = {l.strip() for l in (ROOT / "src" / "stopwords.txt").open() if l.strip() and not l.startswith("#")}
-    parser = RegexpParser("NP: {<NN.*|JJ>*<NN.*>}")
+    parser = RegexpParser(GRAMMAR)
     out = []
     for n, sent in enumerate(sentences()):
         if n == SENTENCES:
@@ -52,7 +54,7 @@ def main():
             else:
                 pos += 1
         out.append({"words": [w for w, _ in sent], "tags": [t for _, t in sent], "chunks": chunks})
-    OUT.write_text(json.dumps({"grammar": "NP: {<NN.*|JJ>*<NN.*>}", "nltk": nltk.__version__,
+    OUT.write_text(json.dumps({"grammar": GRAMMAR, "nltk": nltk.__version__,
                                "max_words": MAX_WORDS, "sentences": out}, ensure_ascii=False) + "\n")
     print(f"wrote {len(out)} sentences, {sum(len(s['chunks']) for s in out)} chunks to {OUT.relative_to(ROOT)}")
 

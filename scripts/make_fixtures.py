@@ -123,7 +123,15 @@ def keywords(text: str, ids: list[int], offsets: list[list[int]], word_ids: list
         out.append({"text": raw[p["start"]:p["end"]].decode("utf-8"), "key": p["key"], "start": p["start"],
                     "end": p["end"], "score": score})
     out.sort(key=lambda p: (-p["score"], p["start"], p["end"]))
-    return out[:top_k]
+    kept = []
+    for p in out:
+        if len(kept) == top_k:
+            break
+        # a single word that is a word of a keyword ranked above it is left out
+        if " " not in p["text"] and any(p["text"].lower() in k["text"].lower().split() for k in kept):
+            continue
+        kept.append(p)
+    return kept
 
 
 # ---------------------------------------------------------------- fixtures

@@ -144,6 +144,17 @@ fn shape(word: &str) -> &'static str {
     }
 }
 
+/// Where the sentences of a text end (exclusive word indices; the last is `words.len()`): after
+/// `.`, `!` or `?` when the next word does not start with a lowercase letter, so that the
+/// pieces of `e.g. the` (`e . g . the`) stay in one sentence.
+pub fn sentence_ends<'a>(words: &'a [&'a str]) -> impl Iterator<Item = usize> + 'a {
+    (1..=words.len()).filter(move |&end| {
+        end == words.len()
+            || (matches!(words[end - 1], "." | "!" | "?")
+                && !words[end].chars().next().is_some_and(char::is_lowercase))
+    })
+}
+
 /// A loaded tagger.
 pub struct Tagger {
     tags: Vec<String>,
@@ -227,7 +238,22 @@ impl Tagger {
         (self.hashes.len(), self.entry_tags.len(), bytes)
     }
 
-    /// Tags a sentence (or a whole text: the features only look two words either side).
+    /// Tags a text of several sentences, one sentence at a time. The tagger was trained on
+    /// single sentences: tagged as one sequence, a full stop followed by the next sentence's
+    /// words is a context it never saw (it tagged `efficiency . The` as `NN NN DT`, and the
+    /// wrong tag then misleads the words after it).
+    pub fn tag_text(&self, words: &[&str], out: &mut Vec<u8>) {
+        out.clear();
+        let mut sentence = Vec::new();
+        let mut start = 0;
+        for end in sentence_ends(words) {
+            self.tag(&words[start..end], &mut sentence);
+            out.extend_from_slice(&sentence);
+            start = end;
+        }
+    }
+
+    /// Tags one sentence.
     pub fn tag(&self, words: &[&str], out: &mut Vec<u8>) {
         out.clear();
         let ctx = Context::new(words);
@@ -726,6 +752,19 @@ mod tests {
         assert_eq!(first_char("Ölk"), "Ö");
     }
 
+    #[test]
+    fn sentences_end_at_a_stop_before_a_capital_or_the_end() {
+        let ends = |t: &str| {
+            let w: Vec<&str> = t.split(' ').collect();
+            sentence_ends(&w).collect::<Vec<_>>()
+        };
+        assert_eq!(ends("It runs . The end ."), [3, 6]);
+        assert_eq!(ends("Why ? 42 is ! no"), [2, 6]);
+        // `e.g. the` stays in one sentence; so does a text without a stop
+        assert_eq!(ends("see e . g . the cat"), [7]);
+        assert_eq!(ends("no stop here"), [3]);
+    }
+
     /// A toy language the perceptron must learn exactly, then the same answers after a round
     /// trip through the file format.
     #[test]
@@ -747,6 +786,17 @@ mod tests {
         t.tag(&["the", "cat", "runs"], &mut out);
         let names: Vec<&str> = out.iter().map(|&x| t.tag_name(x)).collect();
         assert_eq!(names, ["DT", "NN", "VB"]);
+        // a text is tagged sentence by sentence
+        let mut text = Vec::new();
+        t.tag_text(
+            &["the", "cat", "runs", ".", "A", "dog", "sleeps"],
+            &mut text,
+        );
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        t.tag(&["the", "cat", "runs", "."], &mut a);
+        t.tag(&["A", "dog", "sleeps"], &mut b);
+        a.extend(b);
+        assert_eq!(text, a);
 
         let dir = std::env::temp_dir().join(format!("attnprompt-tagger-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
