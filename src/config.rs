@@ -75,7 +75,7 @@ impl FromStr for Strategy {
 /// Where candidate phrases come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Candidates {
-    /// Noun phrases from the POS tagger, `<NN.*|JJ>*<NN.*>` (src/nounphrase.rs).
+    /// Noun phrases from the POS tagger, `<NN.*|JJ|VBN>*<NN.*>` (src/nounphrase.rs).
     NounPhrases,
     /// Runs of 1–4 content words between stopwords and punctuation; needs no tagger.
     Stopwords,
