@@ -244,11 +244,9 @@ impl Tagger {
     /// wrong tag then misleads the words after it).
     pub fn tag_text(&self, words: &[&str], out: &mut Vec<u8>) {
         out.clear();
-        let mut sentence = Vec::new();
         let mut start = 0;
         for end in sentence_ends(words) {
-            self.tag(&words[start..end], &mut sentence);
-            out.extend_from_slice(&sentence);
+            self.push_sentence(&words[start..end], out);
             start = end;
         }
     }
@@ -256,14 +254,20 @@ impl Tagger {
     /// Tags one sentence.
     pub fn tag(&self, words: &[&str], out: &mut Vec<u8>) {
         out.clear();
+        self.push_sentence(words, out);
+    }
+
+    /// Appends the tags of one sentence to `out`.
+    fn push_sentence(&self, words: &[&str], out: &mut Vec<u8>) {
+        let base = out.len();
         let ctx = Context::new(words);
         let mut scores = vec![0i32; self.tags.len()];
         for (i, w) in words.iter().enumerate() {
             let tag = match self.tagdict.get(*w) {
                 Some(&t) => t,
                 None => {
-                    let prev = self.prev_tag(out, i, 1);
-                    let prev2 = self.prev_tag(out, i, 2);
+                    let prev = self.prev_tag(&out[base..], i, 1);
+                    let prev2 = self.prev_tag(&out[base..], i, 2);
                     scores.fill(0);
                     ctx.features(i, prev, prev2, |h| self.add_feature(h, &mut scores));
                     argmax(&scores)
