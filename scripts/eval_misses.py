@@ -1,9 +1,9 @@
 """Error analysis of `attnprompt eval --per-doc` output (EVALUATION.md, "Where the rest is").
 
-    attnprompt eval --dataset ../shared/datasets/inspec.jsonl --k 5,10,15,64 --per-doc preds.jsonl
+    attnprompt eval --dataset ../shared/datasets/inspec.jsonl --per-doc preds.jsonl
     scripts/eval-misses preds.jsonl
 
-With k = 64 the predictions are every ranked candidate of a document. Prints: where the gold
+The predictions are every ranked candidate of a document. Prints: where the gold
 phrases are (among the candidates, not in the text, in the text but not a candidate, and of those
 inside a longer candidate), macro F1@10 if the candidates were ranked perfectly, the share and
 precision of each phrase length in the top 10, and macro F1@5/10/15 with every single word left

@@ -14,7 +14,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Candidates, Config, Layers, Strategy, MAX_TEXT_BYTES, MAX_TOP_K};
+use crate::config::{Candidates, Config, Layers, Strategy, MAX_TEXT_BYTES};
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::keywords::{self, Aggregation, Candidate, CandidateGenerator, StopwordNgrams, Word};
@@ -262,15 +262,11 @@ impl Evaluator {
         self.windows
     }
 
-    /// The top `top_k` phrases of `text` for each setting, from one model run per window.
-    pub fn predict(
-        &mut self,
-        text: &str,
-        settings: &[Setting],
-        top_k: usize,
-    ) -> Result<Vec<Vec<String>>> {
+    /// Every candidate phrase of `text`, ranked, for each setting, from one model run per
+    /// window. All of them, not the top k: the protocol cuts at k after de-duplicating stems
+    /// (`model` and `models` are one prediction), so a cut before it would leave fewer than k.
+    pub fn predict(&mut self, text: &str, settings: &[Setting]) -> Result<Vec<Vec<String>>> {
         check_text(text)?;
-        let top_k = top_k.min(MAX_TOP_K);
         let tokens = self.tokenizer.tokenize(text)?;
         let special = self.tokenizer.special_ids();
         // distinct (strategy, layers) → global token scores
@@ -325,7 +321,7 @@ impl Evaluator {
                 cands[slot] = Some(c);
             }
             let c = cands[slot].as_deref().unwrap_or_default();
-            let kws = keywords::rank_with(text, &words, c, top_k, s.aggregation);
+            let kws = keywords::rank_with(text, &words, c, c.len(), s.aggregation);
             results.push(kws.into_iter().map(|k| k.text).collect());
         }
         Ok(results)

@@ -115,3 +115,34 @@ fn missing_or_malformed_dataset_is_a_clear_error() {
     assert!(err.contains("line 2") && err.contains("`text`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The protocol cuts at k after de-duplicating stems (`model` and `models` are one
+/// prediction), so a document's top 15 cannot depend on which other cut-offs are asked for:
+/// cutting the ranking at the largest k before de-duplicating left fewer than 15 predictions
+/// in some documents.
+#[test]
+fn f1_at_k_does_not_depend_on_the_other_cutoffs() {
+    let data = dataset();
+    let limit = if emulated() { "3" } else { "20" };
+    let f1_15 = |ks: &str| {
+        let o = attnprompt(&[
+            "eval",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--limit",
+            limit,
+            "--k",
+            ks,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let k: Vec<u64> = serde_json::from_value(v["summary"]["k"].clone()).unwrap();
+        let i = k.iter().position(|&k| k == 15).unwrap();
+        (
+            v["summary"]["macro_f1"][i].as_f64().unwrap(),
+            v["summary"]["micro_precision"][i].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(f1_15("15"), f1_15("5,15,64"));
+}

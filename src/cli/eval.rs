@@ -31,7 +31,8 @@ pub struct EvalArgs {
     )]
     pub ks: Vec<usize>,
 
-    /// Write each document's predictions, stemmed forms, gold and F1 as JSON lines to FILE.
+    /// Write each document's ranked predictions (every candidate), their stemmed forms, gold and F1
+    /// as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub per_doc: Option<PathBuf>,
 
@@ -117,7 +118,6 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
         .iter()
         .any(|s| s.candidates == Candidates::NounPhrases);
     let mut evaluator = Evaluator::load(&config, need_tagger)?;
-    let top_k = *args.ks.iter().max().unwrap_or(&15);
     let mut per_doc = match &args.per_doc {
         Some(p) => Some(io::BufWriter::new(File::create(p).map_err(|source| {
             Error::Io {
@@ -132,7 +132,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
     let mut failed = 0;
     let t0 = Instant::now();
     for (i, doc) in docs.iter().enumerate() {
-        match evaluator.predict(&doc.text, &settings, top_k) {
+        match evaluator.predict(&doc.text, &settings) {
             Ok(preds) => {
                 for (s, p) in scores.iter_mut().zip(&preds) {
                     s.push(eval::score_doc(p, &doc.gold, &args.ks));
