@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use attnprompt::config::{DEFAULT_MODEL_NAME, TOKENIZER_FILE};
 use attnprompt::tagger::ewt::{read_conllu, to_pipeline_words, Token};
-use attnprompt::tagger::{train, Tagger, TAGGER_FILE};
+use attnprompt::tagger::{normalize, train, Tagger, TAGGER_FILE};
 use attnprompt::tokenize::TextTokenizer;
 
 /// Defaults of what ships (see models/pos-tagger-ewt/README.md for the measured alternatives).
@@ -112,6 +112,10 @@ fn main() {
         tags.len()
     );
 
+    let train_vocab: std::collections::HashSet<String> = train_set
+        .iter()
+        .flat_map(|s| s.words.iter().map(|w| normalize(w)))
+        .collect();
     let t0 = Instant::now();
     let weights = train::train(tags, &mut train_set, iterations, prune, |it, acc| {
         eprintln!("  iteration {}: train accuracy {:.2}%", it + 1, acc * 100.0)
@@ -126,6 +130,7 @@ fn main() {
 
     let accuracy = |set: &[train::Sentence]| {
         let (mut right, mut total) = (0usize, 0usize);
+        let (mut oov_right, mut oov_total) = (0usize, 0usize);
         let mut out = Vec::new();
         let t0 = Instant::now();
         for s in set {
@@ -133,16 +138,24 @@ fn main() {
             loaded.tag(&words, &mut out);
             right += out.iter().zip(&s.tags).filter(|(a, b)| a == b).count();
             total += words.len();
+            for ((w, a), b) in words.iter().zip(&out).zip(&s.tags) {
+                if !train_vocab.contains(&normalize(w)) {
+                    oov_total += 1;
+                    oov_right += usize::from(a == b);
+                }
+            }
         }
         let secs = t0.elapsed().as_secs_f64();
         (
             right as f64 / total as f64 * 100.0,
             total,
             set.len() as f64 / secs,
+            oov_right as f64 / oov_total.max(1) as f64 * 100.0,
+            oov_total,
         )
     };
-    let (acc_b, n_b, sps) = accuracy(&test_bert);
-    let (acc_e, n_e, _) = accuracy(&test_ewt);
+    let (acc_b, n_b, sps, oov_b, n_oov_b) = accuracy(&test_bert);
+    let (acc_e, n_e, _, _, _) = accuracy(&test_ewt);
     let (features, entries, bytes) = loaded.size();
     let file_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -150,6 +163,7 @@ fn main() {
         train_set.len()
     );
     println!("test accuracy, pipeline (BERT pre-tokenizer) words: {acc_b:.2}% of {n_b} words");
+    println!("  of them unseen in training: {oov_b:.2}% of {n_oov_b} words");
     println!("test accuracy, EWT tokens: {acc_e:.2}% of {n_e} words");
     println!("features {features}, weights {entries}, file {file_bytes} bytes, tables in memory ~{bytes} bytes");
     println!("speed: {sps:.0} sentences/s (this build, 1 thread)");
