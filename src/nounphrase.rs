@@ -1,7 +1,8 @@
 //! Noun-phrase candidates: the words are POS-tagged (src/tagger.rs) sentence by sentence and
 //! chunked with [`GRAMMAR`], `<NN.*|JJ|VBN>*<NN.*>`: each maximal run of nouns, adjectives and
 //! past participles, cut after its last noun. A chunk longer than `max_words` words, or whose
-//! first word is a stopword, is dropped.
+//! first word is a stopword, is dropped. Leading generic modifiers ([`GENERIC_MODIFIERS`]:
+//! `several`, `new`, `proposed`) are left out of a chunk's candidate.
 //!
 //! The grammar is EmbedRank's and SAMRank's `<NN.*|JJ>*<NN.*>` with past participles admitted
 //! as modifiers (`linearized models`, `networked information systems`): measured on Inspec,
@@ -27,6 +28,47 @@ pub const MAX_NOUN_PHRASE_WORDS: usize = 5;
 /// The chunk grammar, in NLTK `RegexpParser` notation (the fixture of tests/nounphrase.rs was
 /// made with it).
 pub const GRAMMAR: &str = "NP: {<NN.*|JJ|VBN>*<NN.*>}";
+
+/// Modifiers that point at a thing or count it rather than say what kind of thing it is
+/// (deictic and quantifying adjectives: `several`, `given`, `previous`), and the markers of a
+/// text's own contribution (`new`, `novel`, `proposed`). They never make a term, so a chunk's
+/// leading words from this list are left out of its candidate: `several new methods` →
+/// `methods`, `a novel image compression scheme` → `image compression scheme`. Not in it,
+/// though deictic in some uses, are words that also start terms: `current` (`current
+/// density`), `present` (`present value`), `potential` (`potential energy`), `specific`
+/// (`specific heat`). Measured on Inspec in EVALUATION.md (step 5), with its caveat.
+pub const GENERIC_MODIFIERS: [&str; 23] = [
+    "several",
+    "many",
+    "numerous",
+    "multiple",
+    "various",
+    "additional",
+    "different",
+    "certain",
+    "particular",
+    "given",
+    "respective",
+    "corresponding",
+    "following",
+    "previous",
+    "recent",
+    "aforementioned",
+    "so-called",
+    "usual",
+    "typical",
+    "possible",
+    "new",
+    "novel",
+    "proposed",
+];
+
+/// Whether `word` is one of [`GENERIC_MODIFIERS`], in any case.
+pub fn is_generic_modifier(word: &str) -> bool {
+    GENERIC_MODIFIERS
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(word))
+}
 
 pub struct NounPhrases {
     pub tagger: Arc<Tagger>,
@@ -160,7 +202,18 @@ impl CandidateGenerator for NounPhrases {
             let w = &words[units[u].first];
             is_stopword(&text[w.start..w.end].to_lowercase())
         };
-        for (first, n) in chunk(&classes, stop, self.max_words) {
+        let unit_text = |u: &Unit| &text[words[u.first].start..words[u.last].end];
+        for (mut first, mut n) in chunk(&classes, stop, self.max_words) {
+            // `several new methods` → `methods`: generic modifiers make no term.
+            let mut stripped = false;
+            // Whatever its tag: EWT's tagger takes `novel` for the noun (a book).
+            while n > 1 && is_generic_modifier(unit_text(&units[first])) {
+                (first, n, stripped) = (first + 1, n - 1, true);
+            }
+            // what remains follows the grammar's rule for a chunk's first word
+            if stripped && stop(first) {
+                continue;
+            }
             let a = units[first].first;
             out.push(Candidate {
                 first: a,
