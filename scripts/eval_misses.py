@@ -6,8 +6,9 @@
 The predictions are every ranked candidate of a document. Prints: where the gold
 phrases are (among the candidates, not in the text, in the text but not a candidate, and of those
 inside a longer candidate), macro F1@10 if the candidates were ranked perfectly, the share and
-precision of each phrase length in the top 10, and macro F1@5/10/15 with every single word left
-out. `--tags` also counts the tag patterns of the missed gold phrases, tagging each document with
+precision of each phrase length in the top 10, the top-10 false positives that are a gold
+phrase behind extra leading words (by those words), and macro F1@5/10/15 with every single word
+left out. `--tags` also counts the tag patterns of the missed gold phrases, tagging each document with
 the shipped tagger (target/debug/examples/tag-text, built by `cargo build --example tag-text`).
 Stems with NLTK's PorterStemmer, as the gold phrases were."""
 
@@ -72,6 +73,8 @@ def main():
     oracle, no_single = [], [[], [], []]
     length_n, length_hit, gold_len = collections.Counter(), collections.Counter(), collections.Counter()
     patterns = collections.Counter()
+    # top-10 false positives that are a gold phrase behind extra leading words, by those words
+    leading = collections.Counter()
     for d in docs:
         gold = set(d["gold"])
         cands = d["predicted_stemmed"]
@@ -103,6 +106,12 @@ def main():
             n = len(c.split())
             length_n[n] += 1
             length_hit[n] += c in gold
+            w = c.split()
+            if c not in gold:
+                for i in range(1, n):
+                    if " ".join(w[i:]) in gold:
+                        leading[" ".join(w[:i])] += 1
+                        break
         multi = [c for c in cands if " " in c]
         for i, kk in enumerate((5, 10, 15)):
             no_single[i].append(f1(multi, gold, kk))
@@ -117,6 +126,9 @@ def main():
     for n in sorted(length_n):
         print(f"  {n}: {100 * length_n[n] / total:.0f}%, {100 * length_hit[n] / length_n[n]:.0f}%;"
               f" {100 * gold_len[n] / sum(gold_len.values()):.0f}%")
+    print(f"top-10 false positives that are a gold phrase behind leading words: "
+          f"{sum(leading.values())}; leading words (stemmed): "
+          + ", ".join(f"{w} {n}" for w, n in leading.most_common(10)))
     print("macro F1@5/10/15 with every single word left out: "
           + " / ".join(f"{100 * sum(v) / len(v):.2f}" for v in no_single))
     if args.tags:
