@@ -205,15 +205,16 @@ impl CandidateGenerator for NounPhrases {
         let unit_text = |u: &Unit| &text[words[u.first].start..words[u.last].end];
         // The length limit applies to the chunk, before its generic modifiers are left out
         // (applying it after: 36.57 / 41.58 macro F1@5/10 on Inspec against 36.62 / 41.60).
-        for (mut first, mut n) in chunk(&classes, stop, self.max_words) {
-            // `several new methods` → `methods`: generic modifiers make no term.
-            let mut stripped = false;
-            // Whatever its tag: EWT's tagger takes `novel` for the noun (a book).
-            while n > 1 && is_generic_modifier(unit_text(&units[first])) {
-                (first, n, stripped) = (first + 1, n - 1, true);
-            }
-            // what remains follows the grammar's rule for a chunk's first word
-            if stripped && stop(first) {
+        for (start, len) in chunk(&classes, stop, self.max_words) {
+            // `several new methods` → `methods`: generic modifiers make no term, whatever their
+            // tag (EWT's tagger takes `novel` for the noun, a book). The head noun stays.
+            let lead = (start..start + len - 1)
+                .take_while(|&u| is_generic_modifier(unit_text(&units[u])))
+                .count();
+            let (first, n) = (start + lead, len - lead);
+            // what remains follows the grammar's rule for a chunk's first word (`chunk` has
+            // checked it when nothing was left out)
+            if lead > 0 && stop(first) {
                 continue;
             }
             let a = units[first].first;
