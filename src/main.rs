@@ -126,6 +126,18 @@ fn main() -> ExitCode {
         }
         None => &cli.pipeline,
     };
+    if let (None, Some(text)) = (&cli.command, &cli.text) {
+        match cli::run::precheck_single(text, cli.json) {
+            Ok(true) => {}
+            Ok(false) => return ExitCode::from(EXIT_INPUT),
+            // The text failed either way; a closed stdout only lost its report.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::from(EXIT_INPUT),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_IO);
+            }
+        }
+    }
     let mut pipeline = match pipeline_args.load() {
         Ok(p) => p,
         Err(e) => {
@@ -149,7 +161,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        (None, Some(text), _) => cli::run::run_single(&mut pipeline, text.clone(), cli.json),
+        (None, Some(text), _) => cli::run::run_single(&mut pipeline, text, cli.json),
         (None, None, Some(path)) => match File::open(path) {
             Ok(f) => cli::run::run_batch(&mut pipeline, BufReader::new(f), cli.json),
             Err(e) => {

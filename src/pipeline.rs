@@ -269,10 +269,7 @@ impl Pipeline {
 
     /// Checks raw bytes (e.g. a line read from a file) and runs them.
     pub fn run_bytes(&mut self, bytes: &[u8]) -> Result<Output> {
-        let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-            offset: e.valid_up_to(),
-        })?;
-        self.run(text)
+        self.run(check_bytes(bytes)?)
     }
 }
 
@@ -379,6 +376,16 @@ pub fn load_tagger(config: &Config) -> Result<Tagger> {
         })?,
     };
     Tagger::load(&dir)
+}
+
+/// [`check_text`] for raw bytes, valid UTF-8 first. Needs no model, so the command line refuses
+/// a bad text before it pays for a load.
+pub fn check_bytes(bytes: &[u8]) -> Result<&str> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    check_text(text)?;
+    Ok(text)
 }
 
 /// The checks at the edge, before any work: non-empty and within the byte limit.

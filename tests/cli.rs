@@ -152,6 +152,46 @@ fn all_input_fails_with_exit_1_on_a_single_text() {
     assert!(stdout(&o).is_empty());
 }
 
+/// A single text that fails the checks needing no model is refused before the model loads: with
+/// a model directory that does not exist, the exit code is still the input error's (1), not the
+/// load error's (3). A good text with that directory is the load error, so the directory is bad.
+#[test]
+fn a_bad_single_text_is_refused_before_the_model_loads() {
+    use std::os::unix::ffi::OsStrExt;
+    let missing = "/nonexistent/attnprompt-model";
+    let o = attnprompt(&["--model", missing, SHORT], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+
+    let o = attnprompt(&["--model", missing, "  "], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("error: empty text"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+
+    let long = "word ".repeat(20_000); // 100 kB, over the 64 KiB limit
+    let o = attnprompt(&["--model", missing, "--json", &long], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit"));
+    assert_eq!(lines[0]["text"], long.as_str(), "input kept");
+
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9 menu");
+    let o = binary()
+        .args(["--model", missing])
+        .arg(bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not valid UTF-8 (first invalid byte at offset 3)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn a_line_over_the_byte_limit_is_refused_and_the_next_line_still_runs() {
     let mut input = "word ".repeat(20_000).into_bytes(); // 100 kB, over the 64 KiB limit

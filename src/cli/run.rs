@@ -1,21 +1,36 @@
 //! The default command: texts in, prompts (or JSON) out, one output line per input line.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::io::{self, BufRead, Write};
 
 use serde_json::json;
 
 use attnprompt::config::MAX_TEXT_BYTES;
 use attnprompt::heap;
+use attnprompt::pipeline::check_bytes;
 use attnprompt::{Error, Output, Pipeline};
 
 /// One text from the command line. Returns the number of failed texts (0 or 1).
-pub fn run_single(pipeline: &mut Pipeline, text: OsString, json: bool) -> io::Result<usize> {
-    let bytes = text.into_encoded_bytes();
-    let result = pipeline.run_bytes(&bytes);
+pub fn run_single(pipeline: &mut Pipeline, text: &OsStr, json: bool) -> io::Result<usize> {
+    let bytes = text.as_encoded_bytes();
+    let result = pipeline.run_bytes(bytes);
     let mut out = io::stdout().lock();
-    report(&mut out, pipeline, None, &bytes, &result, json)?;
+    report(&mut out, pipeline, None, bytes, &result, json)?;
     Ok(usize::from(result.is_err()))
+}
+
+/// The checks on one command-line text that need no model (UTF-8, empty, too long), so a bad
+/// text is refused at once instead of after a load (seconds on a Pi). Reports the error as
+/// [`run_single`] would; returns whether the text passed.
+pub fn precheck_single(text: &OsStr, json: bool) -> io::Result<bool> {
+    let bytes = text.as_encoded_bytes();
+    match check_bytes(bytes) {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            report_error(&mut io::stdout().lock(), None, bytes, &e, json)?;
+            Ok(false)
+        }
+    }
 }
 
 /// One text per line. Every line gets exactly one output line. Returns the number of failed lines.
@@ -98,12 +113,11 @@ fn report(
     result: &Result<Output, Error>,
     json: bool,
 ) -> io::Result<()> {
-    let text = String::from_utf8_lossy(input);
     match (result, json) {
         (Ok(o), false) => writeln!(out, "{}", o.prompt),
         (Ok(o), true) => {
             let mut v = json!({
-                "text": text,
+                "text": String::from_utf8_lossy(input),
                 "keywords": o.keywords,
                 "prompt": o.prompt,
                 "truncated": o.truncated,
@@ -127,23 +141,31 @@ fn report(
             }
             writeln!(out, "{v}")
         }
-        (Err(e), json_mode) => {
-            match line {
-                Some(n) => eprintln!("line {n}: error: {e}"),
-                None => eprintln!("error: {e}"),
-            }
-            if json_mode {
-                let mut v = json!({ "error": e.to_string(), "text": text });
-                if let Some(n) = line {
-                    v["line"] = json!(n);
-                }
-                writeln!(out, "{v}")
-            } else if line.is_some() {
-                // Keep the one-line-per-input alignment: a failed line is an empty output line.
-                writeln!(out)
-            } else {
-                Ok(())
-            }
+        (Err(e), json) => report_error(out, line, input, e, json),
+    }
+}
+
+fn report_error(
+    out: &mut impl Write,
+    line: Option<usize>,
+    input: &[u8],
+    e: &Error,
+    json: bool,
+) -> io::Result<()> {
+    match line {
+        Some(n) => eprintln!("line {n}: error: {e}"),
+        None => eprintln!("error: {e}"),
+    }
+    if json {
+        let mut v = json!({ "error": e.to_string(), "text": String::from_utf8_lossy(input) });
+        if let Some(n) = line {
+            v["line"] = json!(n);
         }
+        writeln!(out, "{v}")
+    } else if line.is_some() {
+        // Keep the one-line-per-input alignment: a failed line is an empty output line.
+        writeln!(out)
+    } else {
+        Ok(())
     }
 }
