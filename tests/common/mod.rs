@@ -23,9 +23,9 @@ pub fn binary() -> Command {
     }
 }
 
-/// Set (to 1) by `scripts/cross-test`: the suite runs under qemu-user, about 90 times slower
-/// than natively (a model run). Tests whose cost is a workload size, not a correctness condition, run a
-/// smaller workload then, with the same assertions (each says which).
+/// Set (to 1) by `scripts/cross-test`: the suite runs under qemu-user, where a run of the int8
+/// model is about 40 times slower than natively. Tests whose cost is a workload size, not a
+/// correctness condition, run a smaller workload then, with the same assertions (each says which).
 pub const EMULATED_ENV: &str = "ATTNPROMPT_EMULATED";
 
 #[allow(dead_code)]
