@@ -20,8 +20,8 @@ pub fn run_single(pipeline: &mut Pipeline, text: &OsStr, json: bool) -> io::Resu
 }
 
 /// The checks on one command-line text that need no model (UTF-8, empty, too long), so a bad
-/// text is refused at once instead of after a load (seconds on a Pi). Reports the error as
-/// [`run_single`] would; returns whether the text passed.
+/// text is refused at once instead of after a model load. Reports the error as [`run_single`]
+/// would; returns whether the text passed.
 pub fn precheck_single(text: &OsStr, json: bool) -> io::Result<bool> {
     let bytes = text.as_encoded_bytes();
     match check_bytes(bytes) {
