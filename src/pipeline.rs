@@ -269,7 +269,8 @@ impl Pipeline {
 
     /// Checks raw bytes (e.g. a line read from a file) and runs them.
     pub fn run_bytes(&mut self, bytes: &[u8]) -> Result<Output> {
-        self.run(check_bytes(bytes)?)
+        // `run` does the other checks.
+        self.run(utf8(bytes)?)
     }
 }
 
@@ -381,11 +382,15 @@ pub fn load_tagger(config: &Config) -> Result<Tagger> {
 /// [`check_text`] for raw bytes, valid UTF-8 first. Needs no model, so the command line refuses
 /// a bad text before it pays for a load.
 pub fn check_bytes(bytes: &[u8]) -> Result<&str> {
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })?;
+    let text = utf8(bytes)?;
     check_text(text)?;
     Ok(text)
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })
 }
 
 /// The checks at the edge, before any work: non-empty and within the byte limit.

@@ -11,7 +11,7 @@ use common::binary;
 
 const SHORT: &str = "The Raspberry Pi 5 runs BERT inference offline with tract.";
 
-fn attnprompt(args: &[&str], stdin: Option<&[u8]>) -> Output {
+fn attnprompt<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Option<&[u8]>) -> Output {
     let mut child = binary()
         .args(args)
         .env_remove("ATTNPROMPT_MODEL")
@@ -115,7 +115,7 @@ fn batch_gives_one_line_per_input_line_and_goes_on_after_a_bad_one() {
     assert!(stderr(&o).contains("line 2: error: empty text"));
 
     // plain mode keeps the alignment with empty lines for failures
-    let o = attnprompt(&[], Some(input));
+    let o = attnprompt::<&str>(&[], Some(input));
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -150,6 +150,7 @@ fn batch_from_file_without_trailing_newline_and_with_crlf() {
 /// the load error, so the directory really is bad.
 #[test]
 fn a_bad_single_text_is_refused_before_the_model_loads() {
+    use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let missing = "/nonexistent/attnprompt-model";
     let o = attnprompt(&["--model", missing, SHORT], None);
@@ -171,12 +172,8 @@ fn a_bad_single_text_is_refused_before_the_model_loads() {
         .contains("over the limit"));
     assert_eq!(lines[0]["text"], long.as_str(), "input kept");
 
-    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9 menu");
-    let o = binary()
-        .args(["--model", missing])
-        .arg(bad)
-        .output()
-        .unwrap();
+    let bad = OsStr::from_bytes(b"caf\xe9 menu");
+    let o = attnprompt(&[OsStr::new("--model"), OsStr::new(missing), bad], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("not valid UTF-8 (first invalid byte at offset 3)"),
