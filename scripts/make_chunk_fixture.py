@@ -1,5 +1,5 @@
 """Noun-phrase chunks by NLTK's RegexpParser over the gold Penn tags of UD English EWT test
-sentences: the independent reference for src/nounphrase.rs `chunk` (tests/nounphrase.rs).
+sentences: the independent reference for src/nounphrase.rs `chunk` (tests/it/nounphrase.rs).
 Run by scripts/make-nltk-fixtures."""
 
 import json

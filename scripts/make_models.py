@@ -599,7 +599,7 @@ def main() -> int:
                 log("expected:\n" + want + "got:\n" + sums_text)
             else:
                 # The fp32 model that provably quantizes to the shipped file: keep it for the
-                # fp32 reference tests (tests/reference.rs), which need it at this path.
+                # fp32 reference tests (tests/it/reference.rs), which need it at this path.
                 rc.FP32_MODEL.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(fp32_path), rc.FP32_MODEL)
                 log(f"kept {rc.FP32_MODEL} for the fp32 reference tests")

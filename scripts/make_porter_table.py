@@ -1,4 +1,4 @@
-"""(word, NLTK stem) table for tests/stem.rs. See scripts/make-nltk-fixtures."""
+"""(word, NLTK stem) table for tests/it/stem.rs. See scripts/make-nltk-fixtures."""
 
 import json
 import random

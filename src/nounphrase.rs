@@ -25,7 +25,7 @@ use crate::tagger::Tagger;
 /// Longest noun phrase kept, in words (a hyphenated compound is one word).
 pub const MAX_NOUN_PHRASE_WORDS: usize = 5;
 
-/// The chunk grammar, in NLTK `RegexpParser` notation (the fixture of tests/nounphrase.rs was
+/// The chunk grammar, in NLTK `RegexpParser` notation (the fixture of tests/it/nounphrase.rs was
 /// made with it).
 pub const GRAMMAR: &str = "NP: {<NN.*|JJ|VBN>*<NN.*>}";
 

@@ -126,9 +126,10 @@ impl Pipeline {
         config.check_model_dir()?;
         let started = Instant::now();
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
+        // The tagger before the model: a bad tagger is refused without paying for a model load.
+        let candidates = candidate_generator(&config)?;
         let encoder = Encoder::load(&config.model_file(), config.max_seq, config.threads, false)?;
         let layers = config.layers_or_default().resolve(encoder.facts().layers)?;
-        let candidates = candidate_generator(&config)?;
         let buffers = Buffers::new(config.max_seq, config.top_k);
         let memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
         if let Some(budget) = config.memory_budget {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use attnprompt::heap::{self, CountingAlloc};
 use attnprompt::{Config, Error, Pipeline};
 
+#[path = "it/common.rs"]
 mod common;
 use common::emulated;
 

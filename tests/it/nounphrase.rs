@@ -17,7 +17,7 @@ fn root() -> &'static Path {
 #[test]
 fn chunks_match_nltk_regexp_parser_on_gold_tags() {
     let f: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/np-chunks-nltk.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/np-chunks-nltk.json")).unwrap();
     assert_eq!(f["grammar"], GRAMMAR);
     assert_eq!(f["max_words"], MAX_NOUN_PHRASE_WORDS);
     let mut n_chunks = 0;

@@ -1,6 +1,11 @@
-//! Shared by the integration tests that spawn the built binary.
+//! Shared by the integration tests: the built binary (through an emulator when one is set), the
+//! shipped pipeline loaded once, and the emulation switch.
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use attnprompt::{Config, Pipeline};
 
 /// Set by `scripts/cross-test` when the binary is built for another architecture: the emulator
 /// command that runs it (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`), split on whitespace.
@@ -31,4 +36,22 @@ pub const EMULATED_ENV: &str = "ATTNPROMPT_EMULATED";
 #[allow(dead_code)]
 pub fn emulated() -> bool {
     std::env::var(EMULATED_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The shipped model's directory in the source tree.
+#[allow(dead_code)]
+pub fn shipped_model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2-int8")
+}
+
+/// A pipeline with the default settings on the shipped model, loaded once per test binary and
+/// shared by the tests that only run texts through it (a load costs 6–8 s under qemu). A test
+/// that panics while holding it leaves it usable: `run` takes each text from a clean state.
+#[allow(dead_code)]
+pub fn shipped_pipeline() -> MutexGuard<'static, Pipeline> {
+    static SHARED: OnceLock<Mutex<Pipeline>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| Mutex::new(Pipeline::load(Config::new(shipped_model_dir())).unwrap()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }

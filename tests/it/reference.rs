@@ -24,8 +24,7 @@ use attnprompt::tokenize::{TextTokenizer, Tokens};
 use attnprompt::{Config, Pipeline};
 use serde::Deserialize;
 
-mod common;
-use common::emulated;
+use crate::common::emulated;
 
 const MAX_SEQ: usize = 128;
 

@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 use attnprompt::config::MAX_TEXT_BYTES;
 use attnprompt::{Config, Error, Pipeline};
 
+use crate::common::{shipped_model_dir as shipped, shipped_pipeline};
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn shipped() -> PathBuf {
-    root().join("models/all-MiniLM-L6-v2-int8")
 }
 
 /// A scratch model directory under target/ holding `model_bytes` and the shipped tokenizer.
@@ -71,7 +69,7 @@ fn missing_tokenizer() {
 
 #[test]
 fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
-    let mut p = load(&shipped()).unwrap();
+    let mut p = shipped_pipeline();
     type Expected = fn(&Error) -> bool;
     let cases: [(&[u8], Expected); 5] = [
         (b"", |e| matches!(e, Error::EmptyText)),
@@ -105,7 +103,7 @@ fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
 
 #[test]
 fn keywords_point_back_into_the_text() {
-    let mut p = load(&shipped()).unwrap();
+    let mut p = shipped_pipeline();
     let text = "Ångström-level résumé parsing in Zürich: naïve Bayes vs. BERT attention.";
     let out = p.run(text).unwrap();
     for k in &out.keywords {

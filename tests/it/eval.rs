@@ -7,8 +7,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-mod common;
-use common::{binary, emulated};
+use crate::common::{binary, emulated};
 
 /// The slice: documents, and macro F1@5 / F1@10 measured on it with the default settings
 /// (x86-64, EVALUATION.md), and the drift allowed before the test fails (int8 kernels differ

@@ -6,8 +6,7 @@ use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
-mod common;
-use common::binary;
+use crate::common::binary;
 
 const SHORT: &str = "The Raspberry Pi 5 runs BERT inference offline with tract.";
 
@@ -41,20 +40,9 @@ fn json_lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// The JSON report, and the same keywords with two threads for tract's matrix products.
 #[test]
-fn single_text_prints_the_prompt_from_the_top_keyword() {
-    // The stopword n-grams are what the fixture reference ranks (tests/fixtures, received:last).
-    let o = attnprompt(&["--candidates", "stopwords", SHORT], None);
-    assert!(o.status.success(), "{}", stderr(&o));
-    // The top keyword of this text, by the fixture reference.
-    assert_eq!(
-        stdout(&o),
-        "Answer the following question: what is runs BERT inference offline?\n"
-    );
-}
-
-#[test]
-fn json_has_keywords_offsets_prompt_truncation_and_latency() {
+fn json_has_keywords_offsets_prompt_truncation_and_latency_whatever_the_threads() {
     let o = attnprompt(&["--json", "--top-k", "3", SHORT], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let v = &json_lines(&o)[0];
@@ -82,15 +70,34 @@ fn json_has_keywords_offsets_prompt_truncation_and_latency() {
         .sum();
     assert!(lat["inference"].as_u64().unwrap() > 0);
     assert!(parts <= total, "{lat}");
+
+    let two = attnprompt(&["--json", "--top-k", "3", "--threads", "2", SHORT], None);
+    assert!(two.status.success(), "{}", stderr(&two));
+    let w = &json_lines(&two)[0];
+    assert_eq!(v["prompt"], w["prompt"]);
+    let texts = |v: &Value| -> Vec<String> {
+        v["keywords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(v), texts(w));
 }
 
+/// Bad lines of every kind among good ones: empty, only stopwords, invalid UTF-8, and a line
+/// over the byte limit (100 kB, refused without being kept whole in memory).
 #[test]
 fn batch_gives_one_line_per_input_line_and_goes_on_after_a_bad_one() {
-    let input = b"Edge devices run small transformer models.\n\nthe and of\n\xff\xfe broken bytes\nQuantized attention maps find keywords.\n";
+    let mut input = b"Edge devices run small transformer models.\n\nthe and of\n\xff\xfe broken bytes\nQuantized attention maps find keywords.\n".to_vec();
+    input.extend_from_slice("word ".repeat(20_000).as_bytes()); // 100 kB, over the 64 KiB limit
+    input.extend_from_slice(b"\nSmall models on small devices.\n");
+    let input = &input[..];
     let o = attnprompt(&["--json"], Some(input));
     assert_eq!(o.status.code(), Some(1), "a failed line means exit 1");
     let lines = json_lines(&o);
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 7);
     for (i, v) in lines.iter().enumerate() {
         assert_eq!(v["line"], i + 1);
     }
@@ -112,6 +119,11 @@ fn batch_gives_one_line_per_input_line_and_goes_on_after_a_bad_one() {
         "input kept (lossy)"
     );
     assert!(lines[4]["prompt"].is_string());
+    assert!(lines[5]["error"]
+        .as_str()
+        .unwrap()
+        .contains("100000 bytes, over the limit of 65536"));
+    assert!(lines[6]["prompt"].is_string());
     assert!(stderr(&o).contains("line 2: error: empty text"));
 
     // plain mode keeps the alignment with empty lines for failures
@@ -119,10 +131,12 @@ fn batch_gives_one_line_per_input_line_and_goes_on_after_a_bad_one() {
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 7);
     assert!(lines[0].starts_with("Answer"));
     assert_eq!(&lines[1..4], ["", "", ""]);
     assert!(lines[4].starts_with("Answer"));
+    assert_eq!(lines[5], "");
+    assert!(lines[6].starts_with("Answer"));
 }
 
 #[test]
@@ -183,21 +197,6 @@ fn a_bad_single_text_is_refused_before_the_model_loads() {
 }
 
 #[test]
-fn a_line_over_the_byte_limit_is_refused_and_the_next_line_still_runs() {
-    let mut input = "word ".repeat(20_000).into_bytes(); // 100 kB, over the 64 KiB limit
-    input.extend_from_slice(b"\nSmall models on small devices.\n");
-    let o = attnprompt(&["--json"], Some(&input));
-    assert_eq!(o.status.code(), Some(1));
-    let lines = json_lines(&o);
-    assert_eq!(lines.len(), 2);
-    assert!(lines[0]["error"]
-        .as_str()
-        .unwrap()
-        .contains("100000 bytes, over the limit of 65536"));
-    assert!(lines[1]["prompt"].is_string());
-}
-
-#[test]
 fn long_text_is_cut_and_the_cut_is_reported() {
     let text =
         "Edge inference with quantized transformers needs careful memory planning. ".repeat(30);
@@ -215,12 +214,17 @@ fn long_text_is_cut_and_the_cut_is_reported() {
     );
 }
 
+/// A single text prints its prompt, built from the top keyword. The stopword n-grams are what
+/// the fixture reference ranks (tests/fixtures, received:last), and `runs BERT inference
+/// offline` is this text's top keyword there. The built-in `en` template is checked by the
+/// batch tests; every spawn here loads the model (6–8 s under qemu), so one text covers both.
 #[test]
-fn templates_builtin_custom_and_unknown_placeholder() {
+fn single_text_prints_the_prompt_from_the_top_keyword_in_any_template() {
     let o = attnprompt(
         &["-c", "stopwords", "--template", "zh", "--top-k", "2", SHORT],
         None,
     );
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
         "请回答以下问题：什么是runs BERT inference offline？\n"
@@ -420,24 +424,6 @@ fn bench_reports_stages_and_setting() {
     assert!(!setting["target"].as_str().unwrap().is_empty());
     assert!(!setting["tract_version"].as_str().unwrap().is_empty());
     assert!(v["load_ms"].as_f64().unwrap() > 0.0);
-}
-
-#[test]
-fn two_threads_give_the_same_keywords() {
-    let one = attnprompt(&["--json", SHORT], None);
-    let two = attnprompt(&["--json", "--threads", "2", SHORT], None);
-    assert!(two.status.success(), "{}", stderr(&two));
-    let (a, b) = (&json_lines(&one)[0], &json_lines(&two)[0]);
-    assert_eq!(a["prompt"], b["prompt"]);
-    let texts = |v: &Value| -> Vec<String> {
-        v["keywords"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["text"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(texts(a), texts(b));
 }
 
 #[test]

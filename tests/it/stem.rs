@@ -5,7 +5,7 @@ use attnprompt::stem::stem;
 
 #[test]
 fn every_row_of_the_nltk_table() {
-    let table = include_str!("fixtures/porter-nltk.tsv");
+    let table = include_str!("../fixtures/porter-nltk.tsv");
     let mut rows = 0;
     let mut wrong = Vec::new();
     for line in table.lines().filter(|l| !l.starts_with('#')) {
