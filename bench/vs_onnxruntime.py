@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
 """tract (through `attnprompt bench`) against onnxruntime, side by side in one run.
 
-Both engines get the same model file, the same texts tokenized by the same tokenizer.json into
-the same ids padded to the same fixed length, and compute the same outputs: the attention
-probabilities of every layer (onnxruntime: the Softmax outputs added to an in-memory copy of the
-graph, the rest pruned; tract: attnprompt's own pipeline). Thread counts match (onnxruntime:
-intra-op threads = N, inter-op 1, sequential execution). The engines alternate, round after
-round, each round in a fresh process per engine so peak RSS is per engine; the reported figure
-is the median over rounds of each round's median inference latency, and the ratio is
-tract / onnxruntime of those medians.
+Both engines get the same texts, tokenized by the same tokenizer.json into the same ids: one text
+per sequence length, long enough to be cut at exactly `seq` tokens, run unpadded as attnprompt
+runs it. Both compute the same outputs: the attention probabilities of the layer attnprompt reads
+by default (the last; onnxruntime gets that Softmax output added to an in-memory copy of the graph
+and drops the model's own output, so it prunes what the attention does not need, as tract does).
+Thread counts match (onnxruntime: intra-op threads = N, inter-op 1, sequential execution).
+
+onnxruntime runs every form of the model that exists here and the best one counts:
+- `int8`: the shipped file (dynamic int8, onnxruntime's own quantization);
+- `f32`: its f32 form, the int8 weights dequantized (what `attnprompt --precision f32` runs);
+- `fp32`: the fp32 model the int8 one was quantized from (target/reference/model-fp32.onnx,
+  left by scripts/make-models), if present.
+attnprompt runs `--precision` auto, int8 and f32 (`--tract`), auto being what a user gets.
+
+The engines and forms alternate, round after round, each round in a fresh process per engine and
+form, so peak RSS is per process; the figure is the median over rounds of each round's median
+inference latency, and every ratio is of those medians.
 
 Usage: bench/vs-onnxruntime [--seqs 32,128] [--threads 1,2] [--rounds 3] [--iterations 30]
+                            [--tract auto,int8,f32] [--ort int8,f32,fp32]
 """
 from __future__ import annotations
 
@@ -26,35 +36,48 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
 MODEL_DIR = ROOT / "models" / "all-MiniLM-L6-v2-int8"
+FP32_MODEL = ROOT / "target" / "reference" / "model-fp32.onnx"
 
-# The texts of `attnprompt bench`'s built-in samples are in Rust; these are the ones both engines
-# get here, written to a file for attnprompt and tokenized here for onnxruntime.
-TEXTS = [
-    "The Raspberry Pi 5 runs BERT inference offline with tract.",
-    "Edge devices such as the Jetson Orin Nano run small transformer encoders next to a local "
-    "language model, so every megabyte and millisecond spent on keyword extraction is taken "
-    "from the model that answers the question.",
-    "Quantized transformer models make on-device language understanding practical: an int8 "
-    "encoder with six layers and twelve attention heads fits in a few tens of megabytes, starts "
-    "in well under a second, and answers in milliseconds on a Cortex-A76. Its self-attention "
-    "already encodes which words carry a sentence, so reading the attention each token receives "
-    "gives keywords without any training.",
-]
+# Cut at `seq` tokens for every seq measured (it has about 480 tokens).
+TEXT = (
+    "Benchmarking on shared edge hardware needs care. Thermal throttling lowers the clock after a "
+    "few seconds of load, other processes compete for the same cores, and memory bandwidth is "
+    "shared with the GPU on a Jetson. Report medians and high percentiles rather than means, "
+    "warm the caches before measuring, state the sequence length, thread count, build profile "
+    "and kernel choices, and compare engines side by side in the same run rather than across "
+    "days. A keyword extractor that reads attention from a quantized encoder is sensitive to "
+    "sequence length because attention grows with its square, so always measure at the length "
+    "you deploy. "
+) * 4
+
+
+def ort_model(form: str):
+    import onnx
+
+    if form == "fp32":
+        return onnx.load(str(FP32_MODEL))
+    model = onnx.load(str(MODEL_DIR / "model.onnx"))
+    if form == "f32":
+        import ref_common
+
+        model, _ = ref_common.dequantized_f32_form(model)
+    return model
 
 
 def ort_worker(args) -> None:
-    """Runs in its own process: onnxruntime on the texts, prints one JSON line."""
+    """Runs in its own process: onnxruntime on one form, prints one JSON line."""
     import numpy as np
     import onnx
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    model = onnx.load(str(MODEL_DIR / "model.onnx"))
+    model = ort_model(args.form)
     softmax = [n.output[0] for n in model.graph.node if n.op_type == "Softmax"]
+    last = softmax[-1]
     del model.graph.output[:]
-    for name in softmax:
-        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    model.graph.output.append(onnx.helper.make_empty_tensor_value_info(last))
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
@@ -66,23 +89,15 @@ def ort_worker(args) -> None:
     tok = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(args.seq)
-    feeds = []
-    for text in TEXTS:
-        ids = tok.encode(text).ids
-        n = len(ids)
-        input_ids = np.zeros((1, args.seq), dtype=np.int64)
-        input_ids[0, :n] = ids
-        mask = np.zeros((1, args.seq), dtype=np.int64)
-        mask[0, :n] = 1
-        feeds.append({"input_ids": input_ids, "attention_mask": mask,
-                      "token_type_ids": np.zeros((1, args.seq), dtype=np.int64)})
-    for i in range(args.warmup):
-        sess.run(softmax, feeds[i % len(feeds)])
+    ids = np.array([tok.encode(TEXT).ids], dtype=np.int64)
+    assert ids.shape[1] == args.seq, ids.shape
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    for _ in range(args.warmup):
+        sess.run([last], feed)
     times = []
-    for i in range(args.iterations):
-        f = feeds[i % len(feeds)]
+    for _ in range(args.iterations):
         t = time.perf_counter()
-        sess.run(softmax, f)
+        sess.run([last], feed)
         times.append((time.perf_counter() - t) * 1e6)
     print(json.dumps({"p50_us": statistics.median(times), "min_us": min(times), "load_ms": load_ms,
                       "peak_rss_bytes": peak_rss(), "ort": ort.__version__}))
@@ -95,20 +110,22 @@ def peak_rss() -> int:
     return 0
 
 
-def run_tract(binary: str, texts_file: str, seq: int, threads: int, iterations: int, warmup: int) -> dict:
+def run_tract(binary: str, texts_file: str, seq: int, threads: int, precision: str, args) -> dict:
     out = subprocess.run(
         [binary, "bench", "--json", "-q", "--input", texts_file, "--max-seq", str(seq),
-         "--threads", str(threads), "--iterations", str(iterations), "--warmup", str(warmup)],
+         "--threads", str(threads), "--precision", precision, "--iterations", str(args.iterations),
+         "--warmup", str(args.warmup)],
         check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
+    assert r["mean_tokens"] == seq, r["mean_tokens"]
     return {"p50_us": r["latency_us"]["inference"]["p50"], "min_us": r["latency_us"]["inference"]["min"],
             "load_ms": r["load_ms"], "peak_rss_bytes": r["peak_rss_bytes"], "setting": r["setting"]}
 
 
-def run_ort(seq: int, threads: int, iterations: int, warmup: int) -> dict:
+def run_ort(seq: int, threads: int, form: str, args) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", "--seq", str(seq), "--threads", str(threads),
-         "--iterations", str(iterations), "--warmup", str(warmup)],
+        [sys.executable, __file__, "--worker", "--form", form, "--seq", str(seq), "--threads", str(threads),
+         "--iterations", str(args.iterations), "--warmup", str(args.warmup)],
         check=True, capture_output=True, text=True,
         env={**os.environ, "OMP_NUM_THREADS": str(threads)}).stdout
     return json.loads(out)
@@ -118,11 +135,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attnprompt", default=str(ROOT / "target" / "release" / "attnprompt"))
     ap.add_argument("--seqs", default="32,128")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--threads", default="1")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--tract", default="auto,int8,f32", help="attnprompt --precision values to run")
+    ap.add_argument("--ort", default="int8,f32,fp32", help="onnxruntime forms to run (fp32 if present)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--form", help=argparse.SUPPRESS)
     ap.add_argument("--seq", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -130,48 +150,63 @@ def main() -> int:
         ort_worker(args)
         return 0
 
+    tract_forms = args.tract.split(",")
+    ort_forms = [f for f in args.ort.split(",") if f != "fp32" or FP32_MODEL.exists()]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write("\n".join(TEXTS) + "\n")
+        f.write(TEXT.strip() + "\n")
         texts_file = f.name
     rows = []
     setting = None
     ort_version = None
     for seq in [int(s) for s in args.seqs.split(",")]:
         for threads in [int(t) for t in args.threads.split(",")]:
-            tract_r, ort_r = [], []
+            runs = {("tract", p): [] for p in tract_forms} | {("ort", f): [] for f in ort_forms}
             for _ in range(args.rounds):
-                tract_r.append(run_tract(args.attnprompt, texts_file, seq, threads, args.iterations, args.warmup))
-                ort_r.append(run_ort(seq, threads, args.iterations, args.warmup))
-            setting = tract_r[0]["setting"]
-            ort_version = ort_r[0]["ort"]
-            t50 = statistics.median(r["p50_us"] for r in tract_r)
-            o50 = statistics.median(r["p50_us"] for r in ort_r)
-            rows.append({
+                for p in tract_forms:
+                    runs[("tract", p)].append(run_tract(args.attnprompt, texts_file, seq, threads, p, args))
+                for form in ort_forms:
+                    runs[("ort", form)].append(run_ort(seq, threads, form, args))
+            setting = runs[("tract", tract_forms[0])][0]["setting"]
+            ort_version = runs[("ort", ort_forms[0])][0]["ort"]
+            med = {k: statistics.median(r["p50_us"] for r in v) / 1e3 for k, v in runs.items()}
+            best_ort = min(ort_forms, key=lambda f: med[("ort", f)])
+            row = {
                 "seq": seq, "threads": threads,
-                "tract_p50_ms": t50 / 1e3, "ort_p50_ms": o50 / 1e3, "ratio": t50 / o50,
-                "tract_rounds_ms": [round(r["p50_us"] / 1e3, 2) for r in tract_r],
-                "ort_rounds_ms": [round(r["p50_us"] / 1e3, 2) for r in ort_r],
-                "tract_peak_rss_mib": max(r["peak_rss_bytes"] for r in tract_r) / 2**20,
-                "ort_peak_rss_mib": max(r["peak_rss_bytes"] for r in ort_r) / 2**20,
-                "tract_load_ms": statistics.median(r["load_ms"] for r in tract_r),
-                "ort_load_ms": statistics.median(r["load_ms"] for r in ort_r),
-            })
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                "tract_ms": {p: round(med[("tract", p)], 2) for p in tract_forms},
+                "ort_ms": {f: round(med[("ort", f)], 2) for f in ort_forms},
+                "ort_best": best_ort,
+                "tract_over_ort_best": {p: round(med[("tract", p)] / med[("ort", best_ort)], 2) for p in tract_forms},
+                "rounds_ms": {f"{e}:{p}": [round(r["p50_us"] / 1e3, 2) for r in v] for (e, p), v in runs.items()},
+                "peak_rss_mib": {f"{e}:{p}": round(max(r["peak_rss_bytes"] for r in v) / 2**20) for (e, p), v in runs.items()},
+                "load_ms": {f"{e}:{p}": round(statistics.median(r["load_ms"] for r in v)) for (e, p), v in runs.items()},
+            }
+            if "auto" in tract_forms:
+                row["auto_precision"] = runs[("tract", "auto")][0]["setting"]["precision"]["precision"]
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     os.unlink(texts_file)
 
     print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine {setting['cpu']} "
           f"[{' '.join(setting['cpu_features'])}], {os.cpu_count()} cores; {platform.platform()}")
-    print(f"model {setting['model']} (sha256 {setting['model_sha256'][:16]}…), {setting['quantization']}; "
-          f"tract {setting['tract_version']} ({setting['profile']}, {setting['target']}); onnxruntime {ort_version}")
-    print(f"inference only (attention outputs of all layers), {len(TEXTS)} texts padded to seq, "
+    print(f"model {setting['model']} (sha256 {setting['model_sha256'][:16]}…); tract {setting['tract_version']} "
+          f"({setting['profile']}, {setting['target']}); onnxruntime {ort_version}")
+    print(f"inference only (attention of the last layer), one text cut at seq tokens, unpadded; "
           f"{args.iterations} runs per round after {args.warmup} warm-up, {args.rounds} alternating rounds; "
-          "median of round medians")
+          "median of round medians (ms)")
     print()
-    print("| seq | threads | tract p50 (ms) | onnxruntime p50 (ms) | tract / onnxruntime | tract peak RSS (MiB) | onnxruntime peak RSS (MiB) | rounds tract / onnxruntime (ms) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    head = ["seq", "threads"] + [f"tract {p}" for p in tract_forms] + [f"onnxruntime {f}" for f in ort_forms] \
+        + [f"tract {p} / onnxruntime best" for p in tract_forms]
+    print("| " + " | ".join(head) + " |")
+    print("|" + " --- |" * len(head))
     for r in rows:
-        print(f"| {r['seq']} | {r['threads']} | {r['tract_p50_ms']:.2f} | {r['ort_p50_ms']:.2f} | {r['ratio']:.2f} | "
-              f"{r['tract_peak_rss_mib']:.0f} | {r['ort_peak_rss_mib']:.0f} | {r['tract_rounds_ms']} / {r['ort_rounds_ms']} |")
+        cells = [str(r["seq"]), str(r["threads"])]
+        cells += [f"{r['tract_ms'][p]:.2f}" + (f" ({r['auto_precision']})" if p == "auto" and "auto_precision" in r else "")
+                  for p in tract_forms]
+        cells += [f"{r['ort_ms'][f]:.2f}" + (" (best)" if f == r["ort_best"] else "") for f in ort_forms]
+        cells += [f"{r['tract_over_ort_best'][p]:.2f}" for p in tract_forms]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    print("peak RSS (MiB) and load (ms) per engine:form, per row: see the JSON lines on stderr.")
     return 0
 
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use attnprompt::config::{Strategy, MAX_PHRASE_WORDS};
-use attnprompt::encoder::Encoder;
+use attnprompt::encoder::{Encoder, EncoderSpec};
 use attnprompt::keywords::{self, CandidateGenerator, Ranker, StopwordNgrams};
 use attnprompt::prompt::{PromptBuf, Template};
 use attnprompt::scores;
@@ -45,8 +45,8 @@ fn tokenizer(c: &mut Criterion) {
 fn ranking(c: &mut Criterion) {
     let tok = TextTokenizer::load(&model_dir().join("tokenizer.json"), 128).unwrap();
     let tokens = tok.tokenize(TEXT).unwrap();
-    let mut enc = Encoder::load(&model_dir().join("model.onnx"), 128, 1, false).unwrap();
-    let attention = enc.run(&tokens.ids, 0).unwrap();
+    let mut enc = Encoder::load(&model_dir().join("model.onnx"), &EncoderSpec::new(128)).unwrap();
+    let attention = enc.run(&tokens.ids).unwrap();
     let n = tokens.len();
     let generator = StopwordNgrams {
         max_words: MAX_PHRASE_WORDS,

@@ -1,12 +1,15 @@
 """Writes the onnxruntime reference fixtures for the Rust tests (run through scripts/make-fixtures).
 
-tests/fixtures/reference-int8.json from models/all-MiniLM-L6-v2-int8/model.onnx and, when it exists,
+tests/fixtures/reference-int8.json from models/all-MiniLM-L6-v2-int8/model.onnx;
+tests/fixtures/reference-f32.json from the f32 form of that file (its int8 weights dequantized, what
+`--precision f32` runs), made by ref_common.dequantized_f32_form; and, when it exists,
 tests/fixtures/reference-fp32.json from target/reference/model-fp32.onnx (scripts/make-models builds it).
 
 Per fixture text (scripts/ref_common.py): tokens (Python `tokenizers`, shipped tokenizer.json, truncation
-to 128, no padding from the tokenizer), byte offsets, word ids; onnxruntime (ORT_ENABLE_ALL, 1 thread) on
-inputs padded to 128 with the 6 attention Softmax outputs added; attention statistics, rollout, pooled
-embedding; and the top-10 keywords of the reference keyword algorithm (`keywords` below) per strategy.
+to 128, no padding), byte offsets, word ids; onnxruntime (ORT_ENABLE_ALL, 1 thread) on the text's own
+tokens, unpadded (as attnprompt runs them), with the 6 attention Softmax outputs added; attention
+statistics, rollout, pooled embedding; and the top-10 keywords of the reference keyword algorithm
+(`keywords` below) per strategy.
 """
 
 from __future__ import annotations
@@ -141,14 +144,18 @@ def strategies(rec: np.ndarray, cls: np.ndarray, roll: np.ndarray) -> dict[str, 
     return {"received:last": rec[5], "received:all": rec.mean(axis=0), "cls:last": cls[5], "rollout": roll}
 
 
-def compute(model_path: Path, opt_level: str = OPT_LEVEL) -> tuple[dict, dict]:
-    """Returns (fixture json, raw arrays per text for the tolerance notes)."""
+def compute(model_path: Path, opt_level: str = OPT_LEVEL, form=None) -> tuple[dict, dict]:
+    """Returns (fixture json, raw arrays per text for the tolerance notes). `form`, if given, turns
+    the loaded model into the form to run (e.g. rc.dequantized_f32_form)."""
     import onnxruntime as ort
 
     tok = rc.load_tokenizer(rc.TOKENIZER, truncate=True)
     tok_full = rc.load_tokenizer(rc.TOKENIZER, truncate=False)
     stop = rc.load_stopwords()
-    model, names = rc.with_attention_outputs(onnx.load(str(model_path)))
+    loaded = onnx.load(str(model_path))
+    if form is not None:
+        loaded, _ = form(loaded)
+    model, names = rc.with_attention_outputs(loaded)
     sess = rc.session(model, opt_level, threads=1)
     texts, raws = [], {}
     for name, text in rc.FIXTURE_TEXTS:
@@ -157,7 +164,7 @@ def compute(model_path: Path, opt_level: str = OPT_LEVEL) -> tuple[dict, dict]:
         ids = list(enc.ids)
         n = len(ids)
         offsets = byte_offsets(text, enc.offsets)
-        hidden, attn = rc.run(sess, names, ids, pad_to=rc.MAX_SEQ)
+        hidden, attn = rc.run(sess, names, ids)
         rec, cls, roll = received_per_layer(attn, n), cls_per_layer(attn, n), rollout(attn, n)
         pooled = rc.mean_pool(hidden, n)
         kw = {k: [{**p, "score": g8(p["score"])} for p in keywords(text, ids, offsets, enc.word_ids, v, stop)]
@@ -189,7 +196,7 @@ def compute(model_path: Path, opt_level: str = OPT_LEVEL) -> tuple[dict, dict]:
         "tokenizer_sha256": rc.sha256_file(rc.TOKENIZER),
         "onnxruntime": ort.__version__,
         "max_seq": rc.MAX_SEQ,
-        "padded_to": rc.MAX_SEQ,
+        "padded_to": None,
         "opt_level": opt_level,
         "threads": 1,
         "attention_outputs": names,
@@ -278,26 +285,37 @@ def main() -> int:
         raise SystemExit(f"{rc.INT8_MODEL} missing: run scripts/make-models")
 
     t0 = time.perf_counter()
-    int8, raw8 = compute(rc.INT8_MODEL)
-    _, raw8_noopt = compute(rc.INT8_MODEL, "ORT_DISABLE_ALL")
+    int8, raw8 = compute(rc.INT8_MODEL, form=rc.exact_int8_form)
+    int8["form"] = "int8, MatMulInteger computed exactly in float64 (scripts/ref_common.py exact_int8_form)"
+    _, raw8_noopt = compute(rc.INT8_MODEL, "ORT_DISABLE_ALL", form=rc.exact_int8_form)
+    _, raw8_kernel = compute(rc.INT8_MODEL)
     print(f"  int8 runs: {time.perf_counter() - t0:.1f} s", flush=True)
     notes = {
-        "what": "max distances over the fixture texts (all padded to 128); keyword overlap = |top10 keys A & B| / 10, "
+        "what": "max distances over the fixture texts (each run on its own tokens, unpadded); keyword overlap = |top10 keys A & B| / 10, "
                 "keyword_top1_same counts strategies x texts with the same first keyword",
         "int8_ORT_DISABLE_ALL_vs_ORT_ENABLE_ALL": diff_notes(raw8_noopt, raw8),
+        "int8_onnxruntime_kernel_on_this_cpu_vs_exact": diff_notes(raw8_kernel, raw8),
     }
+    t0 = time.perf_counter()
+    f32, raw_f32 = compute(rc.INT8_MODEL, form=rc.dequantized_f32_form)
+    f32["form"] = "f32: the int8 weights dequantized, (W_q - W_zp) * W_scale (scripts/ref_common.py)"
+    print(f"  f32 form runs: {time.perf_counter() - t0:.1f} s", flush=True)
+    notes["int8_vs_f32_form"] = diff_notes(raw8, raw_f32)
     fp32 = raw32 = None
     if rc.FP32_MODEL.exists():
         t0 = time.perf_counter()
         fp32, raw32 = compute(rc.FP32_MODEL)
         print(f"  fp32 runs: {time.perf_counter() - t0:.1f} s", flush=True)
         notes["int8_vs_fp32"] = diff_notes(raw8, raw32)
+        notes["f32_form_vs_fp32"] = diff_notes(raw_f32, raw32)
     else:
         print(f"  {rc.FP32_MODEL} missing (run scripts/make-models): skipping reference-fp32.json", flush=True)
     print(json.dumps(notes, indent=1), flush=True)
 
     int8["tolerance_notes"] = notes
     write(OUT_DIR / "reference-int8.json", int8)
+    f32["tolerance_notes"] = notes
+    write(OUT_DIR / "reference-f32.json", f32)
     if fp32 is not None:
         fp32["tolerance_notes"] = notes
         write(OUT_DIR / "reference-fp32.json", fp32)

@@ -7,6 +7,7 @@ numpy, tokenizers.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,93 @@ def load_tokenizer(path: Path = TOKENIZER, truncate: bool = True):
     else:
         tok.no_truncation()
     return tok
+
+
+def dequantized_f32_form(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """The f32 form of an onnxruntime quantize_dynamic model, as attnprompt makes it at load
+    (src/dequantize.rs), written here independently with onnx and numpy: every chain
+    DynamicQuantizeLinear -> MatMulInteger(x_q, W_q, x_zp, W_zp) -> Cast -> Mul(., x_scale * W_scale)
+    becomes MatMul(x, (W_q - W_zp) * W_scale). Returns the new model and the number of chains."""
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    consumers = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            consumers[i].append(n)
+    replace, drop, new_inits = {}, set(), []
+    for n in g.node:
+        if n.op_type != "MatMulInteger":
+            continue
+        x_q, w_q, x_zp, w_zp = list(n.input) + [""] * (4 - len(n.input))
+        dq = producer[x_q]
+        assert dq.op_type == "DynamicQuantizeLinear" and dq.output[0] == x_q, n.name
+        (cast,) = consumers[n.output[0]]
+        (mul,) = consumers[cast.output[0]]
+        assert cast.op_type == "Cast" and mul.op_type == "Mul", n.name
+        (scales,) = [i for i in mul.input if i != cast.output[0]]
+        smul = producer[scales]
+        assert smul.op_type == "Mul" and dq.output[1] in smul.input, n.name
+        (w_scale,) = [i for i in smul.input if i != dq.output[1]]
+        w = numpy_helper.to_array(inits[w_q]).astype(np.float32)
+        zp = numpy_helper.to_array(inits[w_zp]).astype(np.float32) if w_zp else np.float32(0)
+        scale = numpy_helper.to_array(inits[w_scale]).astype(np.float32)
+        name = f"{w_q}_f32"
+        new_inits.append(numpy_helper.from_array(((w - zp) * scale).astype(np.float32), name))
+        replace[n.name] = onnx.helper.make_node("MatMul", [dq.input[0], name], [mul.output[0]], name=f"{n.name}_f32")
+        drop.update({cast.name, mul.name, smul.name})
+    nodes = [replace.get(n.name, n) for n in g.node if n.name not in drop]
+    read = {i for n in nodes for i in n.input}
+    nodes = [n for n in nodes if n.op_type != "DynamicQuantizeLinear" or any(o in read for o in n.output)]
+    read = {i for n in nodes for i in n.input}
+    del g.node[:]
+    g.node.extend(nodes)
+    kept = [t for t in g.initializer if t.name in read]
+    del g.initializer[:]
+    g.initializer.extend(kept + new_inits)
+    onnx.checker.check_model(m)
+    return m, len(replace)
+
+
+def exact_int8_form(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """`model` with every MatMulInteger computed exactly: its operands cast to float64 (every int8
+    product and every sum of up to 2^25 of them is exact there), zero points subtracted, MatMul,
+    cast back to int32. The rest of the int8 graph (DynamicQuantizeLinear, the scales) is
+    onnxruntime's own. This makes the int8 reference independent of the CPU: onnxruntime's
+    MatMulInteger kernel on AVX2 (U8S8, VPMADDUBSW) saturates 16-bit sums of pairs of products,
+    which moved layer-0 attention by 0.03 on an AVX2-only EPYC against its exact result on an
+    AVX-512 VNNI Xeon. Returns the new model and the number of MatMulInteger nodes."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    nodes, count = [], 0
+    dbl, i32 = onnx.TensorProto.DOUBLE, onnx.TensorProto.INT32
+    for n in g.node:
+        if n.op_type != "MatMulInteger":
+            nodes.append(n)
+            continue
+        count += 1
+        a, b, a_zp, b_zp = list(n.input) + [""] * (4 - len(n.input))
+        p = f"{n.name}_exact"
+        ops = [onnx.helper.make_node("Cast", [a], [f"{p}_a"], to=dbl),
+               onnx.helper.make_node("Cast", [b], [f"{p}_b"], to=dbl)]
+        a_in, b_in = f"{p}_a", f"{p}_b"
+        for zp, x, tag in ((a_zp, a_in, "a"), (b_zp, b_in, "b")):
+            if zp:
+                ops.append(onnx.helper.make_node("Cast", [zp], [f"{p}_{tag}zp"], to=dbl))
+                ops.append(onnx.helper.make_node("Sub", [x, f"{p}_{tag}zp"], [f"{p}_{tag}c"]))
+                if tag == "a":
+                    a_in = f"{p}_ac"
+                else:
+                    b_in = f"{p}_bc"
+        ops.append(onnx.helper.make_node("MatMul", [a_in, b_in], [f"{p}_mm"]))
+        ops.append(onnx.helper.make_node("Cast", [f"{p}_mm"], [n.output[0]], to=i32))
+        nodes.extend(ops)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    return m, count

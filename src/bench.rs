@@ -102,6 +102,8 @@ pub struct Setting {
     pub model: String,
     pub model_sha256: String,
     pub quantization: String,
+    /// The precision the matrix products run in, why, and the int8 kernel `auto` read.
+    pub precision: crate::precision::Choice,
     pub max_seq: usize,
     pub threads: usize,
     pub target: &'static str,
@@ -121,6 +123,7 @@ impl Setting {
             model: facts.path.display().to_string(),
             model_sha256: sha256_file(&facts.path).unwrap_or_else(|e| format!("unreadable: {e}")),
             quantization: facts.quantization(),
+            precision: facts.precision.clone(),
             max_seq: facts.max_seq,
             threads: facts.threads,
             target: env!("ATTNPROMPT_TARGET"),

@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 
 /// Environment variable that names the model directory (overridden by `--model`).
 pub const MODEL_ENV: &str = "ATTNPROMPT_MODEL";
+/// Environment variable that sets `--precision` (overridden by the option).
+pub const PRECISION_ENV: &str = "ATTNPROMPT_PRECISION";
 /// Name of the shipped model's directory under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2-int8";
 /// Files a model directory holds.
@@ -199,6 +202,8 @@ pub struct Config {
     pub template: String,
     /// Threads for tract's matrix products (1: everything on the calling thread).
     pub threads: usize,
+    /// int8 or f32 matrix products; `Auto` picks per CPU (src/precision.rs).
+    pub precision: Precision,
     /// Memory the pipeline may hold, in bytes; `None`: no limit. Checked at load against the
     /// memory plan.
     pub memory_budget: Option<u64>,
@@ -217,6 +222,7 @@ impl Config {
             tagger_dir: None,
             template: "en".to_string(),
             threads: 1,
+            precision: Precision::Auto,
             memory_budget: None,
         }
     }

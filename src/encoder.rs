@@ -1,15 +1,59 @@
-//! Stage 2: token ids → fixed-shape tensors → tract → attention probabilities.
+//! Stage 2: token ids → tensors → tract → attention probabilities.
 //!
 //! The path follows tract's own examples: load the ONNX graph, fix the input shapes, pick the
-//! outputs, optimize, plan once, run. The one addition is that we make the attention Softmax
-//! nodes graph outputs *before* optimizing, so any BERT-family ONNX works, not only files
-//! exported with attention outputs.
+//! outputs, optimize, plan once, run. Three additions:
+//! - the attention Softmax nodes of the layers we read become graph outputs *before*
+//!   optimizing, so any BERT-family ONNX works, not only files exported with attention outputs;
+//! - the sequence length is a symbol `S`, bound by each run's inputs: a text of n tokens costs
+//!   n tokens of compute, whatever `max_seq` (which bounds n and sizes the memory plan);
+//! - the precision is chosen per CPU (`precision.rs`); for f32 an int8 model's weights are
+//!   dequantized before tract sees the graph (`dequantize.rs`).
 
 use std::path::{Path, PathBuf};
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::{DimLike, SymbolValues};
 
+use crate::config::Layers;
+use crate::dequantize;
 use crate::error::{Error, Result};
+use crate::precision::{self, Choice, Precision};
+
+/// The name of the sequence-length symbol in the planned graph.
+const SEQ_SYMBOL: &str = "S";
+
+/// How to load an encoder.
+#[derive(Debug, Clone)]
+pub struct EncoderSpec {
+    /// Longest sequence a run may have (tokens, [CLS] and [SEP] included); the memory plan is
+    /// computed for it.
+    pub max_seq: usize,
+    /// Threads for tract's matrix products.
+    pub threads: usize,
+    pub precision: Precision,
+    /// Layers whose attention is read; `None`: every layer.
+    pub layers: Option<Layers>,
+    /// Keep the graph's own outputs (e.g. `last_hidden_state`) too; without, tract prunes
+    /// everything the attention does not need.
+    pub keep_model_outputs: bool,
+    /// Why the precision was chosen, when the caller decided it (e.g. the budget fallback);
+    /// `None`: `precision::choose` says why.
+    pub precision_reason: Option<String>,
+}
+
+impl EncoderSpec {
+    /// Every layer, one thread, the precision `auto` picks, no model outputs.
+    pub fn new(max_seq: usize) -> Self {
+        EncoderSpec {
+            max_seq,
+            threads: 1,
+            precision: Precision::Auto,
+            layers: None,
+            keep_model_outputs: false,
+            precision_reason: None,
+        }
+    }
+}
 
 /// Facts about the loaded encoder.
 #[derive(Debug, Clone)]
@@ -17,21 +61,31 @@ pub struct ModelFacts {
     pub path: PathBuf,
     /// Number of attention layers found (one attention Softmax each).
     pub layers: usize,
+    /// The layers whose attention each run returns (zero-based, increasing).
+    pub read_layers: Vec<usize>,
     pub heads: usize,
     pub max_seq: usize,
     /// Graph names of the attention Softmax nodes, in layer order.
     pub attention_nodes: Vec<String>,
-    /// Whether the graph computes in int8 (MatMulInteger / DynamicQuantizeLinear nodes).
+    /// int8 ops in the file (MatMulInteger / DynamicQuantizeLinear / QLinearMatMul nodes).
     pub int8_ops: usize,
+    /// The precision the encoder computes in, and why.
+    pub precision: Choice,
+    /// Matrix products made f32 at load from int8 weights (0 for the int8 form).
+    pub dequantized_matmuls: usize,
     /// Whether the model takes `token_type_ids`.
     pub has_token_type_ids: bool,
     /// Threads tract's matrix products run on.
     pub threads: usize,
-    /// Size of the ONNX file. tract keeps the initializers repacked for its kernels, partly
-    /// inside the optimized ops where they cannot be counted from outside; what it holds was
-    /// measured at 1.02× the file size for the shipped int8 model and 0.96× for its fp32 source.
+    /// Size of the ONNX file.
     pub file_bytes: u64,
-    /// Peak bytes of the tensors alive at once during one run (see `memory.rs`).
+    /// Bytes of the graph's constants as loaded: int8 weights as shipped, or dequantized to
+    /// f32. tract keeps them repacked for its kernels, partly inside the optimized ops where
+    /// they cannot be counted from outside; what it holds was measured at 1.02× this for the
+    /// shipped int8 model and 0.96× for its fp32 source.
+    pub weight_bytes: u64,
+    /// Peak bytes of the tensors alive at once during one run of `max_seq` tokens, the
+    /// longest (see `memory.rs`).
     pub activations_bytes: u64,
     /// Seconds spent loading and optimizing (cold start).
     pub load_seconds: f64,
@@ -41,29 +95,41 @@ pub struct ModelFacts {
     pub kernels: Vec<(String, usize)>,
 }
 
-/// A BERT encoder planned for batch 1 and a fixed sequence length.
+/// A BERT encoder planned for batch 1 and sequences of 1 to `max_seq` tokens.
 pub struct Encoder {
     state: TypedSimpleState,
     facts: ModelFacts,
-    /// Input tensors, allocated once; each run overwrites them.
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    token_type_ids: Option<Tensor>,
+    /// Whether the model takes `token_type_ids`.
+    token_types: bool,
     /// Number of extra (non-attention) outputs kept after the attention ones.
     extra_outputs: usize,
+    /// Token ids widened to i64, reused from one run to the next.
+    ids: Vec<i64>,
 }
 
-/// The outputs of one run: one `[1, heads, seq, seq]` f32 tensor per layer, plus the model's own
-/// outputs when asked for.
-pub struct EncoderOutput {
+/// The outputs of one run: one `[1, heads, n, n]` f32 tensor per layer read (n: the run's
+/// tokens), plus the model's own outputs when asked for.
+pub struct EncoderOutput<'a> {
     pub attention: Vec<TValue>,
     pub extra: Vec<TValue>,
+    /// The model layer of each attention tensor.
+    read_layers: &'a [usize],
 }
 
-impl EncoderOutput {
-    /// Attention probabilities of `layer` as `[heads, seq, seq]`.
+impl EncoderOutput<'_> {
+    /// Attention probabilities of model layer `layer` as `[heads, n, n]`.
     pub fn layer(&self, layer: usize) -> Result<tract_ndarray::ArrayView3<'_, f32>> {
-        let view = self.attention[layer]
+        let ix = self
+            .read_layers
+            .iter()
+            .position(|&l| l == layer)
+            .ok_or_else(|| {
+                Error::Inference(format!(
+                    "layer {layer} was not read (loaded for layers {:?})",
+                    self.read_layers
+                ))
+            })?;
+        let view = self.attention[ix]
             .to_plain_array_view::<f32>()
             .map_err(|e| Error::Inference(e.to_string()))?;
         view.into_dimensionality::<tract_ndarray::Ix4>()
@@ -75,28 +141,22 @@ impl EncoderOutput {
 impl ModelFacts {
     /// How the model computes, for reports.
     pub fn quantization(&self) -> String {
-        if self.int8_ops > 0 {
-            format!(
-                "dynamic int8 ({} DynamicQuantizeLinear / MatMulInteger ops)",
-                self.int8_ops
-            )
-        } else {
-            "none (float)".into()
+        match (self.int8_ops, self.precision.is_int8()) {
+            (0, _) => "none (float)".into(),
+            (n, true) => format!("dynamic int8 ({n} DynamicQuantizeLinear / MatMulInteger ops)"),
+            (_, false) => format!(
+                "f32 products: {} int8 weights dequantized at load",
+                self.dequantized_matmuls
+            ),
         }
     }
 }
 
 impl Encoder {
-    /// Loads and plans `path` for sequences of exactly `max_seq` tokens. With
-    /// `keep_model_outputs`, the graph's own outputs (e.g. `last_hidden_state`) are computed too;
-    /// without, tract prunes everything the attention does not need.
-    pub fn load(
-        path: &Path,
-        max_seq: usize,
-        threads: usize,
-        keep_model_outputs: bool,
-    ) -> Result<Self> {
+    /// Loads `path` and plans it for sequences of 1 to `spec.max_seq` tokens.
+    pub fn load(path: &Path, spec: &EncoderSpec) -> Result<Self> {
         let started = std::time::Instant::now();
+        let max_seq = spec.max_seq;
         let fail = |reason: String| Error::ModelLoad {
             path: path.to_path_buf(),
             reason,
@@ -104,15 +164,64 @@ impl Encoder {
         if !crate::files::is_file(path) {
             return Err(fail("file not found".into()));
         }
-        // Exports carry symbolic value_info/output shapes that clash with the fixed shapes we set.
+        // Exports carry symbolic value_info/output shapes that clash with the shapes we set.
         let onnx = tract_onnx::onnx()
             .with_ignore_output_shapes(true)
             .with_ignore_value_info(true);
-        let mut model = match crate::files::embedded(path) {
-            Some(bytes) => onnx.model_for_read(&mut &bytes[..]),
-            None => onnx.model_for_path(path),
+        // Where the cold start goes, for `-vv`.
+        let mut lap = started;
+        let mut lap_log = |what: &str| {
+            log::debug!("load: {what} {:.1} ms", lap.elapsed().as_secs_f64() * 1e3);
+            lap = std::time::Instant::now();
+        };
+        let embedded = crate::files::embedded(path);
+        let mut proto = match embedded {
+            Some(bytes) => onnx.proto_model_for_read(&mut &bytes[..]),
+            None => onnx.proto_model_for_path(path),
         }
         .map_err(|e| fail(format!("{e:#}")))?;
+        lap_log("protobuf decoded");
+        let mut choice = precision::choose(spec.precision, dequantize::has_int8_matmuls(&proto))?;
+        if let Some(reason) = &spec.precision_reason {
+            choice.reason.clone_from(reason);
+        }
+        lap_log("precision chosen");
+        let int8_ops = proto
+            .graph
+            .iter()
+            .flat_map(|g| g.node.iter())
+            .filter(|n| {
+                let op = n.op_type.as_str();
+                op == "MatMulInteger" || op == "DynamicQuantizeLinear" || op == "QLinearMatMul"
+            })
+            .count();
+        let dequantized_matmuls = if int8_ops > 0 && !choice.is_int8() {
+            dequantize::dequantize_weights(&mut proto)
+                .map_err(|e| fail(format!("cannot make the f32 form: {e:#}")))?
+                .matmuls
+        } else {
+            0
+        };
+        lap_log("weights dequantized (f32 form)");
+        log::info!("precision {}: {}", choice.precision, choice.reason);
+        let weight_bytes = dequantize::initializer_bytes(&proto);
+        // The directory is only for weights stored beside the file (external data).
+        let dir = path
+            .parent()
+            .and_then(Path::to_str)
+            .filter(|_| embedded.is_none());
+        let parsed = onnx
+            .parse(&proto, dir)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        drop(proto);
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(fail(format!(
+                "unresolved inputs: {:?}",
+                parsed.unresolved_inputs
+            )));
+        }
+        let mut model = parsed.model;
+        lap_log("graph built");
 
         // Inputs by name, whatever their order in the file.
         let input_names: Vec<String> = model
@@ -137,23 +246,15 @@ impl Encoder {
         model
             .set_input_names(&ordered)
             .map_err(|e| fail(e.to_string()))?;
+        let seq = model.symbols.sym(SEQ_SYMBOL);
         for ix in 0..ordered.len() {
             model
                 .set_input_fact(
                     ix,
-                    InferenceFact::dt_shape(i64::datum_type(), tvec![1, max_seq]),
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![1.to_dim(), seq.to_dim()]),
                 )
                 .map_err(|e| fail(e.to_string()))?;
         }
-
-        let int8_ops = model
-            .nodes()
-            .iter()
-            .filter(|n| {
-                let op = n.op.name();
-                op == "MatMulInteger" || op == "DynamicQuantizeLinear" || op == "QLinearMatMul"
-            })
-            .count();
 
         // Every Softmax is a candidate; the shapes after typing tell which are attention.
         let model_outputs: Vec<OutletId> = model
@@ -177,6 +278,7 @@ impl Encoder {
             .map_err(|e| fail(e.to_string()))?;
 
         let mut typed = model.into_typed().map_err(|e| fail(format!("{e:#}")))?;
+        lap_log("typed");
         let typed_outputs = typed
             .output_outlets()
             .map_err(|e| fail(e.to_string()))?
@@ -184,15 +286,19 @@ impl Encoder {
         let mut attention = Vec::new();
         let mut attention_nodes = Vec::new();
         let mut heads = 0;
+        let s = seq.to_dim();
         for (i, outlet) in typed_outputs.iter().take(softmax.len()).enumerate() {
             let fact = typed
                 .outlet_fact(*outlet)
                 .map_err(|e| fail(e.to_string()))?;
-            if let Some(shape) = fact.shape.as_concrete() {
-                if shape.len() == 4 && shape[0] == 1 && shape[2] == max_seq && shape[3] == max_seq {
-                    heads = shape[1];
-                    attention.push(*outlet);
-                    attention_nodes.push(softmax_names[i].clone());
+            let shape = fact.shape.to_tvec();
+            if let [batch, h, rows, cols] = &shape[..] {
+                if batch.to_usize().ok() == Some(1) && *rows == s && *cols == s {
+                    if let Ok(h) = h.to_usize() {
+                        heads = h;
+                        attention.push(*outlet);
+                        attention_nodes.push(softmax_names[i].clone());
+                    }
                 }
             }
         }
@@ -201,8 +307,12 @@ impl Encoder {
                 path: path.to_path_buf(),
             });
         }
-        let mut selected = attention.clone();
-        let extra_outputs = if keep_model_outputs {
+        let read_layers = match &spec.layers {
+            Some(layers) => layers.resolve(attention.len())?,
+            None => (0..attention.len()).collect(),
+        };
+        let mut selected: Vec<OutletId> = read_layers.iter().map(|&l| attention[l]).collect();
+        let extra_outputs = if spec.keep_model_outputs {
             selected.extend(&typed_outputs[softmax.len()..]);
             typed_outputs.len() - softmax.len()
         } else {
@@ -212,50 +322,64 @@ impl Encoder {
             .select_output_outlets(&selected)
             .map_err(|e| fail(e.to_string()))?;
         let options = RunOptions {
-            executor: (threads > 1).then(|| multithread::Executor::multithread(threads)),
+            executor: (spec.threads > 1).then(|| multithread::Executor::multithread(spec.threads)),
             ..RunOptions::default()
         };
+        // Declutter, refresh every fact, then optimize: with a symbolic sequence length, tract
+        // 0.23.9's declutter folds the always-true `query position >= 0` half of the usual BERT
+        // mask (`And([1,1,S,1], [1,1,1,S])`) into the other half and leaves the mask's stored
+        // fact at `[1,1,S,S]` while it now computes `[1,1,1,S]` (equivalent once broadcast);
+        // the run then fails its shape check. Recomputing the facts makes them agree.
+        typed.declutter().map_err(|e| fail(format!("{e:#}")))?;
+        typed
+            .refresh_output_facts()
+            .map_err(|e| fail(format!("{e:#}")))?;
+        lap_log("decluttered");
         let plan = typed
             .into_optimized()
             .and_then(|m| TypedSimplePlan::new_with_options(m, &options))
             .map_err(|e| fail(format!("{e:#}")))?;
+        lap_log("optimized and planned");
         let kernels = kernels_in(plan.model());
         let file_bytes = crate::files::len(path).unwrap_or(0);
+        let longest = SymbolValues::default().with(&seq, max_seq as i64);
         let activations_bytes =
-            crate::memory::peak_activations(plan.model(), plan.order_without_consts())?;
+            crate::memory::peak_activations(plan.model(), plan.order_without_consts(), &longest)?;
         let state = TypedSimpleState::new(&plan).map_err(|e| fail(e.to_string()))?;
 
         let facts = ModelFacts {
             path: path.to_path_buf(),
             layers: attention.len(),
+            read_layers,
             heads,
             max_seq,
             attention_nodes,
             int8_ops,
+            precision: choice,
+            dequantized_matmuls,
             has_token_type_ids: types_ix.is_some(),
-            threads,
+            threads: spec.threads,
             file_bytes,
+            weight_bytes,
             activations_bytes,
             load_seconds: started.elapsed().as_secs_f64(),
             kernels,
             nodes: plan.model().nodes().len(),
         };
         log::info!(
-            "loaded {}: {} attention layers × {} heads, seq {}, {} int8 ops",
+            "loaded {}: {} attention layers × {} heads, up to {} tokens, {}",
             path.display(),
             facts.layers,
             facts.heads,
             max_seq,
-            int8_ops
+            facts.quantization()
         );
-        let zeros = || Tensor::zero::<i64>(&[1, max_seq]).expect("small i64 tensor");
         Ok(Encoder {
             state,
-            input_ids: zeros(),
-            attention_mask: zeros(),
-            token_type_ids: types_ix.map(|_| zeros()),
             facts,
+            token_types: types_ix.is_some(),
             extra_outputs,
+            ids: Vec::with_capacity(max_seq),
         })
     }
 
@@ -263,39 +387,45 @@ impl Encoder {
         &self.facts
     }
 
-    /// Runs the encoder on `ids` (at most `max_seq` of them); the rest is padding with
-    /// attention mask 0.
-    pub fn run(&mut self, ids: &[u32], pad_id: u32) -> Result<EncoderOutput> {
-        let inputs = self.inputs(ids, pad_id)?;
+    /// Runs the encoder on `ids` (1 to `max_seq` of them, [CLS] … [SEP]).
+    pub fn run(&mut self, ids: &[u32]) -> Result<EncoderOutput<'_>> {
+        let inputs = self.inputs(ids)?;
         let mut attention = self
             .state
             .run(inputs)
             .map_err(|e| Error::Inference(format!("{e:#}")))?
             .into_vec();
         let extra = attention.split_off(attention.len() - self.extra_outputs);
-        Ok(EncoderOutput { attention, extra })
+        Ok(EncoderOutput {
+            attention,
+            extra,
+            read_layers: &self.facts.read_layers,
+        })
     }
 
-    /// Writes `ids` and the mask into the input tensors allocated at load and hands tract
-    /// copies of them (8 × max_seq bytes each: tract takes its inputs by value).
-    fn inputs(&mut self, ids: &[u32], pad_id: u32) -> Result<TVec<TValue>> {
+    /// The input tensors for `ids`: `[1, n]` ids, a mask of ones (no padding: the sequence
+    /// length is the run's own) and, if the model takes them, token types of zeros.
+    fn inputs(&mut self, ids: &[u32]) -> Result<TVec<TValue>> {
         let n = ids.len();
-        if n > self.facts.max_seq {
+        if n == 0 || n > self.facts.max_seq {
             return Err(Error::Inference(format!(
-                "{n} tokens for a model planned for {}",
+                "{n} tokens for a model planned for 1 to {}",
                 self.facts.max_seq
             )));
         }
-        fill(&mut self.input_ids, |i| {
-            i64::from(ids.get(i).copied().unwrap_or(pad_id))
-        })?;
-        fill(&mut self.attention_mask, |i| i64::from(i < n))?;
-        let mut inputs: TVec<TValue> = tvec![
-            self.input_ids.clone().into_tvalue(),
-            self.attention_mask.clone().into_tvalue()
-        ];
-        if let Some(types) = &self.token_type_ids {
-            inputs.push(types.clone().into_tvalue());
+        let tensor = |values: &[i64]| {
+            Tensor::from_shape(&[1, n], values)
+                .map(IntoTValue::into_tvalue)
+                .map_err(|e| Error::Inference(e.to_string()))
+        };
+        self.ids.clear();
+        self.ids.extend(ids.iter().map(|&i| i64::from(i)));
+        let mut inputs: TVec<TValue> = tvec![tensor(&self.ids)?];
+        self.ids.fill(1);
+        inputs.push(tensor(&self.ids)?);
+        if self.token_types {
+            self.ids.fill(0);
+            inputs.push(tensor(&self.ids)?);
         }
         Ok(inputs)
     }
@@ -338,8 +468,8 @@ impl Encoder {
     /// Runs like [`Encoder::run`], timing every node of tract's plan; adds the times per op
     /// kind into `acc`. For finding where inference time goes, not for latency figures (the
     /// timing itself costs a little per node).
-    pub fn profile(&mut self, ids: &[u32], pad_id: u32, acc: &mut Vec<OpTime>) -> Result<()> {
-        let inputs = self.inputs(ids, pad_id)?;
+    pub fn profile(&mut self, ids: &[u32], acc: &mut Vec<OpTime>) -> Result<()> {
+        let inputs = self.inputs(ids)?;
         let mut times: Vec<(String, std::time::Duration)> = Vec::new();
         self.state
             .run_plan_with_eval(inputs, |ctx, state, node, input| {
@@ -365,14 +495,4 @@ impl Encoder {
         }
         Ok(())
     }
-}
-
-fn fill(tensor: &mut Tensor, value: impl Fn(usize) -> i64) -> Result<()> {
-    let mut view = tensor
-        .to_plain_array_view_mut::<i64>()
-        .map_err(|e| Error::Inference(e.to_string()))?;
-    for (i, v) in view.iter_mut().enumerate() {
-        *v = value(i);
-    }
-    Ok(())
 }

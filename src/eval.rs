@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Candidates, Config, Layers, Strategy, MAX_TEXT_BYTES};
-use crate::encoder::Encoder;
+use crate::encoder::{Encoder, EncoderSpec};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Aggregation, Candidate, CandidateGenerator, StopwordNgrams, Word};
 use crate::nounphrase::NounPhrases;
@@ -237,7 +237,13 @@ impl Evaluator {
         // Documents are windowed here, never cut: the tokenizer keeps every token (a text
         // within MAX_TEXT_BYTES has fewer tokens than bytes, plus [CLS] and [SEP]).
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), MAX_TEXT_BYTES + 2)?;
-        let encoder = Encoder::load(&config.model_file(), config.max_seq, config.threads, false)?;
+        // Every layer: the settings scored from one run may read any of them.
+        let spec = EncoderSpec {
+            threads: config.threads,
+            precision: config.precision,
+            ..EncoderSpec::new(config.max_seq)
+        };
+        let encoder = Encoder::load(&config.model_file(), &spec)?;
         let n_layers = encoder.facts().layers;
         let nounphrases = if need_tagger {
             Some(NounPhrases::new(Arc::new(load_tagger(config)?)))
@@ -286,7 +292,7 @@ impl Evaluator {
             ids.push(special.cls);
             ids.extend_from_slice(&tokens.ids[start..stop]);
             ids.push(special.sep);
-            let out = self.encoder.run(&ids, special.pad)?;
+            let out = self.encoder.run(&ids)?;
             self.windows += 1;
             for (g, (strategy, layers)) in global.iter_mut().zip(&score_keys) {
                 scores::token_scores(

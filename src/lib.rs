@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod dequantize;
 pub mod encoder;
 pub mod error;
 pub mod eval;
@@ -22,6 +23,7 @@ pub mod keywords;
 pub mod memory;
 pub mod nounphrase;
 pub mod pipeline;
+pub mod precision;
 pub mod prompt;
 pub mod scores;
 pub mod stem;
@@ -33,3 +35,4 @@ pub use config::{Candidates, Config, Layers, Strategy};
 pub use error::{Error, Result};
 pub use keywords::Keyword;
 pub use pipeline::{Latency, Output, Pipeline};
+pub use precision::Precision;

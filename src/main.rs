@@ -107,6 +107,21 @@ fn main() -> ExitCode {
     // Logging is best effort: a failure to set it up must not stop the real work.
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
 
+    if let Some(Command::Bench { bench, pipeline }) = &cli.command {
+        if bench.compare {
+            return match cli::bench::compare(pipeline, bench, cli.json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(if e.is_input_error() {
+                        EXIT_INPUT
+                    } else {
+                        EXIT_LOAD
+                    })
+                }
+            };
+        }
+    }
     let pipeline_args = match &cli.command {
         Some(Command::Inspect { pipeline }) | Some(Command::Bench { pipeline, .. }) => pipeline,
         Some(Command::Eval(args)) => {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::SymbolValues;
 
 use crate::error::{Error, Result};
 
@@ -52,8 +53,8 @@ impl std::fmt::Display for MemoryPlan {
 /// Peak bytes of the tensors alive at once during one run, found by walking the plan's
 /// evaluation order: a tensor lives from the node that makes it to its last consumer; the graph
 /// outputs live until the end of the run (we read them after). Constants are the weights,
-/// counted apart.
-pub fn peak_activations(model: &TypedModel, order: &[usize]) -> Result<u64> {
+/// counted apart. Symbolic dimensions (the sequence length) take their values from `values`.
+pub fn peak_activations(model: &TypedModel, order: &[usize], values: &SymbolValues) -> Result<u64> {
     fn fail(e: impl std::fmt::Display) -> Error {
         Error::ModelLoad {
             path: Default::default(),
@@ -67,7 +68,7 @@ pub fn peak_activations(model: &TypedModel, order: &[usize]) -> Result<u64> {
     };
     let size = |outlet: OutletId| -> Result<u64> {
         let fact = model.outlet_fact(outlet).map_err(fail)?;
-        let bytes = fact.mem_size().to_i64().map_err(fail)?;
+        let bytes = fact.mem_size().eval_to_i64(values).map_err(fail)?;
         Ok(bytes as u64)
     };
     let outputs: Vec<OutletId> = model.output_outlets().map_err(fail)?.to_vec();

@@ -7,11 +7,12 @@ use std::time::Instant;
 use crate::config::{
     Candidates, Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES, MIN_SEQ,
 };
-use crate::encoder::{Encoder, ModelFacts};
+use crate::encoder::{Encoder, EncoderSpec, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
 use crate::memory::{format_size, MemoryPart, MemoryPlan};
 use crate::nounphrase::NounPhrases;
+use crate::precision::Precision;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
 use crate::tagger::{default_tagger_dir, Tagger, DEFAULT_TAGGER_NAME};
@@ -128,16 +129,44 @@ impl Pipeline {
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
         // The tagger before the model: a bad tagger is refused without paying for a model load.
         let candidates = candidate_generator(&config)?;
-        let encoder = Encoder::load(&config.model_file(), config.max_seq, config.threads, false)?;
-        let layers = config.layers_or_default().resolve(encoder.facts().layers)?;
+        let mut encoder = Encoder::load(&config.model_file(), &encoder_spec(&config))?;
         let buffers = Buffers::new(config.max_seq, config.top_k);
-        let memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
+        let mut memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
         if let Some(budget) = config.memory_budget {
+            let facts = encoder.facts();
+            if memory.total() > budget
+                && config.precision == Precision::Auto
+                && !facts.precision.is_int8()
+                && facts.int8_ops > 0
+            {
+                // The f32 form does not fit but `auto` chose it for speed: the int8 form holds a
+                // third of the weights. Slower on this CPU, so say so.
+                let reason = format!(
+                    "auto: the f32 form needs {}, over the memory budget of {}; the int8 form \
+                     fits, slower on this CPU (its int8 kernel {} has no dot-product \
+                     instructions)",
+                    format_size(memory.total()),
+                    format_size(budget),
+                    facts.precision.int8_kernel
+                );
+                drop(encoder);
+                let spec = EncoderSpec {
+                    precision: Precision::Int8,
+                    precision_reason: Some(reason.clone()),
+                    ..encoder_spec(&config)
+                };
+                encoder = Encoder::load(&config.model_file(), &spec)?;
+                memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
+                if memory.total() <= budget {
+                    log::warn!("{reason}");
+                }
+            }
             if memory.total() > budget {
                 // Everything loaded so far is dropped on return: nothing stays half-loaded.
                 return Err(over_budget(&config, budget, &memory));
             }
         }
+        let layers = encoder.facts().read_layers.clone();
         Ok(Pipeline {
             layers,
             tokenizer,
@@ -205,7 +234,7 @@ impl Pipeline {
         let t1 = Instant::now();
 
         let special = self.tokenizer.special_ids();
-        let output = self.encoder.run(&b.tokens.ids, special.pad)?;
+        let output = self.encoder.run(&b.tokens.ids)?;
         let t2 = Instant::now();
 
         let n = b.tokens.len();
@@ -264,8 +293,7 @@ impl Pipeline {
         check_text(text)?;
         self.tokenizer
             .tokenize_into(text, &mut self.buffers.tokens)?;
-        let pad = self.tokenizer.special_ids().pad;
-        self.encoder.profile(&self.buffers.tokens.ids, pad, acc)
+        self.encoder.profile(&self.buffers.tokens.ids, acc)
     }
 
     /// Checks raw bytes (e.g. a line read from a file) and runs them.
@@ -291,8 +319,12 @@ fn memory_plan(
         parts: vec![
             MemoryPart {
                 name: "weights",
-                bytes: facts.file_bytes,
-                how: "the ONNX initializers as tract repacks them: the file size",
+                bytes: facts.weight_bytes,
+                how: if facts.dequantized_matmuls > 0 {
+                    "the ONNX initializers, int8 weights dequantized to f32"
+                } else {
+                    "the ONNX initializers as tract repacks them"
+                },
             },
             MemoryPart {
                 name: "activations",
@@ -349,6 +381,19 @@ fn over_budget(config: &Config, budget: u64, plan: &MemoryPlan) -> Error {
         needed: format_size(plan.total()),
         plan: plan.to_string(),
         suggestion,
+    }
+}
+
+/// What the encoder is loaded with: `config`'s sequence length, threads and precision, and only
+/// the layers its strategy reads.
+pub fn encoder_spec(config: &Config) -> EncoderSpec {
+    EncoderSpec {
+        max_seq: config.max_seq,
+        threads: config.threads,
+        precision: config.precision,
+        layers: Some(config.layers_or_default()),
+        keep_model_outputs: false,
+        precision_reason: None,
     }
 }
 

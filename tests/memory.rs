@@ -3,11 +3,10 @@
 //!
 //! The tests run one after another (a shared lock) because the heap counters are per process.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use attnprompt::heap::{self, CountingAlloc};
-use attnprompt::{Config, Error, Pipeline};
+use attnprompt::{Config, Error, Pipeline, Precision};
 
 #[path = "it/common.rs"]
 mod common;
@@ -19,8 +18,7 @@ static ALLOCATOR: CountingAlloc = CountingAlloc;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn config(max_seq: usize) -> Config {
-    let mut c =
-        Config::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2-int8"));
+    let mut c = common::config(common::shipped_model_dir());
     c.max_seq = max_seq;
     c
 }
@@ -74,9 +72,15 @@ fn plan_agrees_with_measured_peak_heap() {
     }
 }
 
+/// An explicit precision is never traded for memory: a budget one byte short of its plan is
+/// refused. (`auto` may fall back to int8: the next test.)
 #[test]
 fn budget_below_the_plan_is_refused_and_nothing_stays_loaded() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = |max_seq| Config {
+        precision: Precision::F32,
+        ..config(max_seq)
+    };
     let plan = Pipeline::load(config(128)).unwrap().memory_plan().total();
     let before = heap::current_bytes();
     let mut c = config(128);
@@ -120,6 +124,44 @@ fn budget_below_the_plan_is_refused_and_nothing_stays_loaded() {
     let mut c = config(128);
     c.memory_budget = Some(plan);
     assert!(Pipeline::load(c).is_ok());
+}
+
+/// `auto` picks f32 for speed where the CPU has no int8 dot products; when the f32 form is over
+/// the budget and the int8 form fits, it loads the int8 form and says why. Where `auto` picks
+/// int8 anyway (a dot-product CPU), the budget works as for an explicit precision.
+#[test]
+fn auto_takes_the_int8_form_when_f32_is_over_the_budget() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let plan_of = |precision| {
+        let c = Config {
+            precision,
+            ..config(128)
+        };
+        Pipeline::load(c).unwrap().memory_plan().total()
+    };
+    let (int8, f32) = (plan_of(Precision::Int8), plan_of(Precision::F32));
+    assert!(int8 < f32, "int8 plan {int8}, f32 plan {f32}");
+    let auto_config = || Config {
+        precision: Precision::Auto,
+        ..config(128)
+    };
+    let auto = Pipeline::load(auto_config()).unwrap();
+    let mut c = auto_config();
+    c.memory_budget = Some(int8);
+    let p = Pipeline::load(c).unwrap();
+    let choice = &p.model_facts().precision;
+    assert_eq!(choice.precision, "int8");
+    assert_eq!(p.memory_plan().total(), int8);
+    if !auto.model_facts().precision.is_int8() {
+        assert!(
+            choice.reason.contains("over the memory budget"),
+            "{}",
+            choice.reason
+        );
+    }
+    let mut c = auto_config();
+    c.memory_budget = Some(int8 - 1);
+    assert!(matches!(Pipeline::load(c), Err(Error::OverBudget { .. })));
 }
 
 /// Heap after warm-up does not grow over many texts of varied length (the full 10,000-text run

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use attnprompt::config::{
-    self, Candidates, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV,
+    self, Candidates, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV, PRECISION_ENV,
 };
-use attnprompt::{Config, Error, Pipeline};
+use attnprompt::{Config, Error, Pipeline, Precision};
 
 #[derive(Args, Debug, Clone)]
 pub struct PipelineArgs {
@@ -45,6 +45,13 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 
+    /// Precision of the matrix products: auto (int8 where this CPU has int8 dot-product
+    /// instructions: AVX-512 VNNI, AVX-VNNI, AMX, ARM SDOT; f32 elsewhere, where tract's int8
+    /// kernels are slower), int8 (the shipped weights as they are), or f32 (int8 weights
+    /// dequantized at load: about 3 times the weight memory). `inspect` says what auto picks.
+    #[arg(long, env = PRECISION_ENV, default_value = "auto", value_name = "auto|int8|f32", value_parser = parse_precision)]
+    pub precision: Precision,
+
     /// Memory the pipeline may hold (weights, activations, tokenizer, buffers), e.g. 64MiB;
     /// checked against the memory plan at load. Default: no limit.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -61,6 +68,10 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     attnprompt::memory::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse().map_err(|e: Error| e.to_string())
 }
 
 fn parse_candidates(s: &str) -> Result<Candidates, String> {
@@ -83,6 +94,7 @@ impl PipelineArgs {
         cfg.tagger_dir = self.tagger.clone();
         cfg.template = self.template.clone();
         cfg.threads = self.threads;
+        cfg.precision = self.precision;
         cfg.memory_budget = self.memory_budget;
         Ok(cfg)
     }

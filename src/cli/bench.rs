@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 
-use attnprompt::bench::{Samples, Setting, Summary, LATENCY_WINDOW, STAGES};
+use attnprompt::bench::{percentile, Samples, Setting, Summary, LATENCY_WINDOW, STAGES};
 use attnprompt::heap;
 use attnprompt::memory::format_size;
-use attnprompt::{Error, Pipeline};
+use attnprompt::{Error, Pipeline, Precision};
+
+use crate::cli::args::PipelineArgs;
 
 /// Built-in texts of several lengths (about 15, 45, 110 and 200+ tokens: the last is cut at the
 /// default --max-seq), so a run covers short prompts and full windows.
@@ -63,9 +65,16 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Time both precisions of the model, int8 and f32, in alternating rounds in this one
+    /// process (the same texts; --precision is ignored), and print each form's latency, memory
+    /// plan and the f32 / int8 ratio: which form to run on this board.
+    #[arg(long)]
+    pub compare: bool,
 }
 
-pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result<(), Error> {
+/// The texts to time: `--input`, or the built-in samples.
+fn texts(args: &BenchArgs) -> Result<Vec<String>, Error> {
     let texts: Vec<String> = match &args.input {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|source| Error::Io {
@@ -81,6 +90,11 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
     if texts.is_empty() {
         return Err(Error::EmptyText);
     }
+    Ok(texts)
+}
+
+pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result<(), Error> {
+    let texts = texts(args)?;
     // A cut text would log a warning on every run; the report counts the cut runs instead.
     let log_level = log::max_level();
     log::set_max_level(log::LevelFilter::Error.min(log_level));
@@ -172,6 +186,11 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
         setting.model_sha256
     );
     outln!("  quantization {}", setting.quantization);
+    outln!(
+        "  precision  {} ({})",
+        setting.precision.precision,
+        setting.precision.reason
+    );
     outln!(
         "  max_seq {}, threads {}, target {}, {}",
         setting.max_seq,
@@ -307,4 +326,146 @@ impl Progress {
             eprintln!();
         }
     }
+}
+
+/// Rounds of `bench --compare`: the forms alternate round by round, so a machine whose speed
+/// drifts (thermal throttling, other jobs) moves both alike; the ratio is the median of the
+/// rounds' ratios.
+const COMPARE_ROUNDS: usize = 5;
+
+/// `bench --compare`: int8 and f32 side by side.
+pub fn compare(pipeline_args: &PipelineArgs, args: &BenchArgs, as_json: bool) -> Result<(), Error> {
+    let texts = texts(args)?;
+    let mut forms = Vec::new();
+    for precision in [Precision::Int8, Precision::F32] {
+        let mut a = pipeline_args.clone();
+        a.precision = precision;
+        forms.push(a.load()?);
+    }
+    let log_level = log::max_level();
+    log::set_max_level(log::LevelFilter::Error.min(log_level));
+    for p in forms.iter_mut() {
+        for t in &texts {
+            p.run(t)?;
+        }
+        for i in 0..args.warmup {
+            p.run(&texts[i % texts.len()])?;
+        }
+    }
+    let per_round = args.iterations.div_ceil(COMPARE_ROUNDS).max(1);
+    let mut inference: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    let mut ratios = Vec::with_capacity(COMPARE_ROUNDS);
+    for _ in 0..COMPARE_ROUNDS {
+        let mut round_p50 = [0u32; 2];
+        for (f, p) in forms.iter_mut().enumerate() {
+            let mut round = Vec::with_capacity(per_round);
+            for i in 0..per_round {
+                let out = p.run(&texts[i % texts.len()])?;
+                round.push(out.latency.inference_us.min(u32::MAX as u64) as u32);
+            }
+            round.sort_unstable();
+            round_p50[f] = percentile(&round, 50.0);
+            inference[f].extend(round);
+        }
+        ratios.push(round_p50[1] as f64 / round_p50[0].max(1) as f64);
+    }
+    log::set_max_level(log_level);
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios[ratios.len() / 2];
+    let settings: Vec<Setting> = forms.iter().map(Setting::of).collect();
+    let rows: Vec<serde_json::Value> = forms
+        .iter()
+        .zip(&mut inference)
+        .zip(&settings)
+        .map(|((p, samples), setting)| {
+            samples.sort_unstable();
+            json!({
+                "precision": setting.precision.precision,
+                "kernels": setting.kernels,
+                "inference_us": {
+                    "p50": percentile(samples, 50.0),
+                    "p90": percentile(samples, 90.0),
+                    "samples": samples.len(),
+                },
+                "load_ms": p.load_seconds() * 1e3,
+                "memory_plan_bytes": p.memory_plan().total(),
+            })
+        })
+        .collect();
+    let auto = &settings[0].precision;
+    let auto_picks = attnprompt::precision::choose(Precision::Auto, true)?;
+    if as_json {
+        outln!(
+            "{}",
+            json!({
+                "forms": rows,
+                "f32_over_int8": ratio,
+                "rounds": COMPARE_ROUNDS,
+                "runs_per_round": per_round,
+                "auto": {"precision": auto_picks.precision, "reason": auto_picks.reason},
+                "int8_kernel": auto.int8_kernel,
+                "setting": {
+                    "model": settings[0].model,
+                    "max_seq": settings[0].max_seq,
+                    "threads": settings[0].threads,
+                    "target": settings[0].target,
+                    "cpu": settings[0].cpu,
+                    "cpu_features": settings[0].cpu_features,
+                    "tract_version": settings[0].tract_version,
+                    "profile": settings[0].profile,
+                },
+            })
+        );
+        return Ok(());
+    }
+    let s = &settings[0];
+    outln!("attnprompt bench --compare");
+    outln!("  model      {}", s.model);
+    outln!(
+        "  max_seq {}, threads {}, target {}, {}, tract {}",
+        s.max_seq,
+        s.threads,
+        s.target,
+        s.profile,
+        s.tract_version
+    );
+    outln!("  cpu        {} [{}]", s.cpu, s.cpu_features.join(" "));
+    outln!(
+        "  runs       {COMPARE_ROUNDS} rounds × {per_round} per form, alternating, over {} texts",
+        texts.len()
+    );
+    outln!();
+    outln!(
+        "{:<6} {:>16} {:>16} {:>10} {:>12}  kernels",
+        "form",
+        "inference p50 µs",
+        "inference p90 µs",
+        "load ms",
+        "memory plan"
+    );
+    for row in &rows {
+        let kernels: Vec<String> = row["kernels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| format!("{} ×{}", k[0].as_str().unwrap_or(""), k[1]))
+            .collect();
+        outln!(
+            "{:<6} {:>16} {:>16} {:>10.0} {:>12}  {}",
+            row["precision"].as_str().unwrap_or(""),
+            row["inference_us"]["p50"],
+            row["inference_us"]["p90"],
+            row["load_ms"].as_f64().unwrap_or(0.0),
+            format_size(row["memory_plan_bytes"].as_u64().unwrap_or(0)),
+            kernels.join(", ")
+        );
+    }
+    outln!();
+    outln!("f32 / int8 inference time: {ratio:.2} (median of {COMPARE_ROUNDS} rounds)");
+    outln!(
+        "auto picks {} here: {}",
+        auto_picks.precision,
+        auto_picks.reason
+    );
+    Ok(())
 }

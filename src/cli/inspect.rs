@@ -21,6 +21,7 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         "attention_nodes": facts.attention_nodes,
         "int8_ops": facts.int8_ops,
         "quantization": facts.quantization(),
+        "precision": facts.precision,
         "token_type_ids": facts.has_token_type_ids,
         "vocab": pipeline.vocab_size(),
         "strategy": cfg.strategy.name(),
@@ -55,6 +56,11 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         facts.has_token_type_ids
     );
     outln!("quantization   {}", facts.quantization());
+    outln!(
+        "precision      {} ({})",
+        facts.precision.precision,
+        facts.precision.reason
+    );
     outln!("attention      {}", facts.attention_nodes.join(", "));
     outln!(
         "settings       max_seq {}, threads {}, strategy {} on layers {:?}, candidates {}, top-k {}",

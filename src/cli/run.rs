@@ -124,6 +124,7 @@ fn report(
                 "kept_bytes": o.kept_bytes,
                 "tokens": o.tokens,
                 "max_seq": pipeline.config().max_seq,
+                "precision": pipeline.model_facts().precision.precision,
                 "strategy": pipeline.config().strategy.name(),
                 "layers": pipeline.layers(),
                 "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),

@@ -311,6 +311,8 @@ fn help_explains_modes_templates_and_exit_codes() {
         "--layers",
         "--template",
         "--max-seq",
+        "--precision",
+        "ATTNPROMPT_PRECISION",
         "Exit codes",
         "{keywords}",
         "ATTNPROMPT_MODEL",
@@ -328,6 +330,19 @@ fn inspect_reports_model_facts_kernels_and_memory_plan() {
     assert_eq!(v["heads"], 12);
     assert_eq!(v["vocab"], 30522);
     assert_eq!(v["attention_nodes"].as_array().unwrap().len(), 6);
+    let precision = v["precision"]["precision"].as_str().unwrap();
+    assert!(["int8", "f32"].contains(&precision), "{}", v["precision"]);
+    if crate::common::test_precision() != attnprompt::Precision::Auto {
+        assert_eq!(precision, crate::common::test_precision().name());
+    }
+    assert!(
+        v["precision"]["int8_kernel"]
+            .as_str()
+            .unwrap()
+            .contains("mmm_i32"),
+        "{}",
+        v["precision"]
+    );
     assert!(
         !v["kernels"].as_array().unwrap().is_empty(),
         "{}",

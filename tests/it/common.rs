@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use attnprompt::{Config, Pipeline};
+use attnprompt::config::PRECISION_ENV;
+use attnprompt::{Config, Pipeline, Precision};
 
 /// Set by `scripts/cross-test` when the binary is built for another architecture: the emulator
 /// command that runs it (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`), split on whitespace.
@@ -44,6 +45,27 @@ pub fn shipped_model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2-int8")
 }
 
+/// The precision the tests run in where precision is not what they test: `ATTNPROMPT_PRECISION`
+/// if set (`scripts/cross-test` sets int8: under qemu floating point is emulated in software and
+/// an f32 run costs about three times an int8 one, docs/ARM.md), else `auto`, what users get.
+/// The binary reads the same variable, so the CLI tests follow it too.
+#[allow(dead_code)]
+pub fn test_precision() -> Precision {
+    std::env::var(PRECISION_ENV)
+        .ok()
+        .map(|v| v.parse().expect("ATTNPROMPT_PRECISION: auto, int8 or f32"))
+        .unwrap_or_default()
+}
+
+/// The default settings for a model directory, in the tests' precision.
+#[allow(dead_code)]
+pub fn config(model_dir: impl Into<PathBuf>) -> Config {
+    Config {
+        precision: test_precision(),
+        ..Config::new(model_dir)
+    }
+}
+
 /// A pipeline with the default settings on the shipped model, loaded once per test binary and
 /// shared by the tests that only run texts through it (a load costs 6–8 s under qemu). A test
 /// that panics while holding it leaves it usable: `run` takes each text from a clean state.
@@ -51,7 +73,7 @@ pub fn shipped_model_dir() -> PathBuf {
 pub fn shipped_pipeline() -> MutexGuard<'static, Pipeline> {
     static SHARED: OnceLock<Mutex<Pipeline>> = OnceLock::new();
     SHARED
-        .get_or_init(|| Mutex::new(Pipeline::load(Config::new(shipped_model_dir())).unwrap()))
+        .get_or_init(|| Mutex::new(Pipeline::load(config(shipped_model_dir())).unwrap()))
         .lock()
         .unwrap_or_else(|e| e.into_inner())
 }

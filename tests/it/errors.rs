@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use attnprompt::config::MAX_TEXT_BYTES;
 use attnprompt::{Config, Error, Pipeline};
 
-use crate::common::{shipped_model_dir as shipped, shipped_pipeline};
+use crate::common::{config, shipped_model_dir as shipped, shipped_pipeline};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,6 +20,7 @@ fn model_dir_with(name: &str, model_bytes: &[u8]) -> PathBuf {
     dir
 }
 
+/// Loads with `auto`: these models may be float ones, where an explicit int8 is an error.
 fn load(dir: &Path) -> Result<Pipeline, Error> {
     Pipeline::load(Config::new(dir))
 }
@@ -115,7 +116,7 @@ fn keywords_point_back_into_the_text() {
 fn missing_or_corrupt_tagger_is_a_load_error_and_stopwords_need_none() {
     let bad = root().join("target/test-models/bad-tagger");
     std::fs::create_dir_all(&bad).unwrap();
-    let mut cfg = Config::new(shipped());
+    let mut cfg = config(shipped());
     cfg.tagger_dir = Some(root().join("target/test-models/no-such-tagger"));
     let err = Pipeline::load(cfg.clone()).err().unwrap();
     assert!(matches!(err, Error::Io { .. }), "{err}");

@@ -12,6 +12,7 @@ mod common;
 mod errors;
 mod eval;
 mod nounphrase;
+mod precision;
 mod reference;
 mod stem;
 mod threads;

@@ -17,22 +17,22 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use attnprompt::config::{Strategy, MAX_PHRASE_WORDS};
-use attnprompt::encoder::{Encoder, EncoderOutput};
+use attnprompt::encoder::{Encoder, EncoderOutput, EncoderSpec};
 use attnprompt::keywords::{self, CandidateGenerator, StopwordNgrams};
 use attnprompt::scores;
 use attnprompt::tokenize::{TextTokenizer, Tokens};
-use attnprompt::{Config, Pipeline};
+use attnprompt::{Config, Pipeline, Precision};
 use serde::Deserialize;
 
 use crate::common::emulated;
 
 const MAX_SEQ: usize = 128;
 
-/// The fixture texts the fp32 reference runs under emulation, where software floating point
-/// makes a run cost about 23 s: the one cut at max_seq and a short non-ASCII one. Every text is
-/// padded to the same `[1, MAX_SEQ]` shape, so these run every kernel the other four would. The
-/// int8 model, the one that ships, runs every text everywhere.
-const FP32_EMULATED_TEXTS: [&str; 2] = ["long", "nonascii"];
+/// The fixture texts the f32 runs (the fp32 source model, the shipped model's f32 form) run under
+/// emulation, where software floating point makes a 128-token run cost about 23 s: the one cut
+/// at max_seq (every kernel at its largest shape) and a short non-ASCII one. The int8 form runs
+/// every text everywhere.
+const FLOAT_EMULATED_TEXTS: [&str; 2] = ["long", "nonascii"];
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -97,8 +97,8 @@ fn tokenizer() -> TextTokenizer {
 }
 
 /// Runs the encoder on a case's token ids, with the model's own outputs kept.
-fn run(encoder: &mut Encoder, case: &Case) -> EncoderOutput {
-    encoder.run(&case.input_ids, 0).unwrap()
+fn run<'a>(encoder: &'a mut Encoder, case: &Case) -> EncoderOutput<'a> {
+    encoder.run(&case.input_ids).unwrap()
 }
 
 /// Token scores of one layer with one strategy, from tract's attention.
@@ -185,8 +185,10 @@ fn rust_keywords(case: &Case, scores: &[f32], top_k: usize) -> Vec<attnprompt::K
 
 #[test]
 fn fixtures_were_made_from_the_shipped_model() {
+    let shipped = sha256_of(&model_dir().join("model.onnx"));
+    assert_eq!(fixture("reference-f32.json").model_sha256, shipped);
     let f = fixture("reference-int8.json");
-    assert_eq!(f.model_sha256, sha256_of(&model_dir().join("model.onnx")));
+    assert_eq!(f.model_sha256, shipped);
     assert!(f.texts.len() >= 5);
     assert!(
         f.texts.iter().any(|c| c.truncated),
@@ -267,9 +269,14 @@ const STRATEGIES: [(&str, Strategy, bool); 4] = [
 /// Runs `model` once on every fixture text (or on those named in `only`). A model run is the
 /// expensive part (seconds under qemu), so each model runs each text once and every test
 /// compares against these.
-fn tract_runs(model: &Path, only: Option<&[&str]>) -> Vec<TractText> {
+fn tract_runs(model: &Path, precision: Precision, only: Option<&[&str]>) -> Vec<TractText> {
     let f = fixture("reference-int8.json");
-    let mut encoder = Encoder::load(model, MAX_SEQ, 1, true).unwrap();
+    let spec = EncoderSpec {
+        precision,
+        keep_model_outputs: true,
+        ..EncoderSpec::new(MAX_SEQ)
+    };
+    let mut encoder = Encoder::load(model, &spec).unwrap();
     let layers = encoder.facts().layers;
     let all: Vec<usize> = (0..layers).collect();
     let mut scratch = Vec::new();
@@ -329,14 +336,23 @@ fn tract_runs(model: &Path, only: Option<&[&str]>) -> Vec<TractText> {
 
 fn int8_runs() -> &'static [TractText] {
     static RUNS: OnceLock<Vec<TractText>> = OnceLock::new();
-    RUNS.get_or_init(|| tract_runs(&model_dir().join("model.onnx"), None))
+    RUNS.get_or_init(|| tract_runs(&model_dir().join("model.onnx"), Precision::Int8, None))
 }
 
 fn fp32_runs() -> &'static [TractText] {
     static RUNS: OnceLock<Vec<TractText>> = OnceLock::new();
     RUNS.get_or_init(|| {
-        let only = emulated().then_some(&FP32_EMULATED_TEXTS[..]);
-        tract_runs(&fp32_model(), only)
+        let only = emulated().then_some(&FLOAT_EMULATED_TEXTS[..]);
+        tract_runs(&fp32_model(), Precision::Auto, only)
+    })
+}
+
+/// The shipped model's f32 form (`--precision f32`: its int8 weights dequantized at load).
+fn f32_form_runs() -> &'static [TractText] {
+    static RUNS: OnceLock<Vec<TractText>> = OnceLock::new();
+    RUNS.get_or_init(|| {
+        let only = emulated().then_some(&FLOAT_EMULATED_TEXTS[..]);
+        tract_runs(&model_dir().join("model.onnx"), Precision::F32, only)
     })
 }
 
@@ -454,6 +470,41 @@ fn fp32_keywords_are_the_reference_keywords() {
     }
 }
 
+/// The f32 form: tract makes it at load (src/dequantize.rs), the fixture from the same file by
+/// an independent rewrite in Python (scripts/ref_common.py) run by onnxruntime. Both compute the
+/// same f32 function, so every layer must agree to float rounding, with the fp32 bounds.
+#[test]
+fn f32_form_every_layer_matches_onnxruntime() {
+    let d = distances(f32_form_runs(), "reference-f32.json");
+    for l in 0..6 {
+        assert!(
+            d.received[l] <= 2e-4,
+            "layer {l} received {}",
+            d.received[l]
+        );
+        assert!(d.cls[l] <= 2e-6, "layer {l} cls {}", d.cls[l]);
+    }
+    assert!(
+        d.raw_l0 <= 2e-6 && d.raw_l5 <= 2e-6,
+        "{} {}",
+        d.raw_l0,
+        d.raw_l5
+    );
+    assert!(d.rollout <= 2e-6, "{}", d.rollout);
+    assert!(d.pooled_cos_min >= 0.99999, "{}", d.pooled_cos_min);
+}
+
+/// The f32 form end to end: the keyword lists are the reference's.
+#[test]
+fn f32_form_keywords_are_the_reference_keywords() {
+    for (name, top1, overlap) in keyword_agreement(f32_form_runs(), "reference-f32.json") {
+        assert!(
+            top1 && overlap == 5,
+            "{name}: top-1 equal {top1}, overlap {overlap}/5"
+        );
+    }
+}
+
 /// int8, layer 0: between the embedding sums (identical in both engines) and layer 0's attention
 /// stands one dynamic quantization, of the embedding LayerNorm's fp32 output. Where tract's SIMD
 /// path computes that LayerNorm with other rounding than onnxruntime (another summation order),
@@ -549,6 +600,7 @@ fn pipeline_ranks_as_the_tests_do() {
     let mut cfg = Config::new(model_dir());
     cfg.candidates = attnprompt::Candidates::Stopwords;
     cfg.top_k = 5;
+    cfg.precision = Precision::Int8;
     let mut p = Pipeline::load(cfg).unwrap();
     assert_eq!(p.config().strategy, Strategy::Received);
     assert_eq!(p.layers(), [5]);

@@ -1,0 +1,211 @@
+//! Which precision the encoder computes in: int8 where the CPU has int8 dot products, f32
+//! elsewhere.
+//!
+//! int8 matrix products are only fast on a CPU that multiplies and adds four int8 pairs in one
+//! instruction (x86 VNNI, AVX-VNNI, AMX; ARM SDOT). Without one, tract's int8 kernels widen to
+//! 16 bits and do a quarter of the work per instruction that its f32 FMA kernels do, and the
+//! dynamic quantization of every activation comes on top: on an AVX2-only x86 the shipped int8
+//! model ran 33 times slower than its f32 form (BENCHMARKS.md). So `auto` asks tract which kernel
+//! its int8 products would get on this CPU and reads its name:
+//!
+//! | int8 kernel tract picks | instruction | CPUs | auto |
+//! | --- | --- | --- | --- |
+//! | `avx512vnni_mmm_i32_*` | VPDPBUSD (AVX-512 VNNI) | Xeon since Cascade Lake, Zen 4 | int8 |
+//! | `avxvnni_mmm_i32_*` | VPDPBUSD (AVX-VNNI) | Alder Lake and later | int8 |
+//! | `avx512amx_mmm_i32_*` | TDPBSSD (AMX-INT8) | Sapphire Rapids and later | int8 |
+//! | `arm64simd_mmm_i32_*_dot` | SDOT | Cortex-A55/A76/A78 (Pi 5, Jetson Orin) | int8 |
+//! | `sme_qmmm_i32_*` | SME outer products | Armv9 with SME | int8 |
+//! | `avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4` | VPMULLW / VPMADDWD (16-bit) | AVX2-only x86 | f32 |
+//! | `arm64simd_mmm_i32_8x8` | SMLAL (16-bit) | Cortex-A72 (Pi 4), A53 | f32 |
+//! | `sve_mmm_i32_*` | SVE widening multiply-add | Armv9 with SVE2 | f32 |
+//! | `armv7neon_mmm_i32_*` | VMLAL (16-bit) | 32-bit ARM | f32 |
+//! | `generic_*` | portable Rust | anything else | f32 |
+//!
+//! The Cortex-A72 row is an estimate (no Pi 4 was at hand): its NEON unit issues two 4-wide f32
+//! FMAs per cycle but one 4-wide SMLAL, so tract's f32 products do about twice the
+//! multiply-adds per cycle of its int8 ones before the quantization costs anything
+//! (BENCHMARKS.md, "ARM").
+
+use std::fmt;
+use std::str::FromStr;
+
+use tract_linalg::mmm::Query;
+use tract_linalg::MmmDispatch;
+use tract_onnx::prelude::DatumType;
+
+use crate::error::{Error, Result};
+
+/// The precision asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// int8 where tract's int8 kernel on this CPU is a dot-product kernel, f32 elsewhere.
+    #[default]
+    Auto,
+    /// The model as it ships: int8 weights, activations quantized at run time.
+    Int8,
+    /// f32 products: an int8 model's weights are dequantized to f32 constants at load.
+    F32,
+}
+
+impl Precision {
+    pub const NAMES: [&'static str; 3] = ["auto", "int8", "f32"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::Int8 => "int8",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Precision::Auto),
+            "int8" => Ok(Precision::Int8),
+            "f32" => Ok(Precision::F32),
+            _ => Err(Error::Config(format!(
+                "unknown precision `{s}` (expected one of: {})",
+                Precision::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// The precision the encoder runs in, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Choice {
+    /// `int8` or `f32`, never `auto`.
+    pub precision: &'static str,
+    /// Why, in a sentence, for `inspect`, `bench`, `--json` and the log.
+    pub reason: String,
+    /// The kernel tract's int8 matrix products get on this CPU (what `auto` reads).
+    pub int8_kernel: String,
+}
+
+impl Choice {
+    pub fn is_int8(&self) -> bool {
+        self.precision == "int8"
+    }
+}
+
+/// The kernel tract would run an int8 matrix product of `m × k` by `k × n` with, on this CPU
+/// (tract-linalg's own dispatch: the instruction sets it detects, then its preference among the
+/// kernels it built for them). `None` only if tract has no int8 kernel at all.
+pub fn int8_kernel(m: usize, k: usize, n: usize) -> Option<String> {
+    MmmDispatch::native()
+        .pick(&Query::plain(DatumType::I32, Some(m), Some(k), Some(n)))
+        .map(|(kernel, _, _)| kernel.name().to_string())
+}
+
+/// Whether a kernel (by tract-linalg's name) multiplies int8 with dot-product instructions.
+pub fn is_dot_product_kernel(name: &str) -> bool {
+    name.contains("vnni")
+        || name.contains("amx")
+        || name.ends_with("_dot")
+        || name.starts_with("sme_")
+}
+
+/// The shape `auto` asks about: a BERT projection at the default sequence length (hidden 384,
+/// 128 tokens). The kernel family does not depend on it; tract only picks a GEMV kernel for
+/// a single column.
+const PROBE: (usize, usize, usize) = (384, 384, 128);
+
+/// Resolves `asked` for a model: `int8_model` says whether its matrix products are int8.
+pub fn choose(asked: Precision, int8_model: bool) -> Result<Choice> {
+    let kernel = int8_kernel(PROBE.0, PROBE.1, PROBE.2).unwrap_or_else(|| "none".into());
+    let dot = is_dot_product_kernel(&kernel);
+    let (precision, reason) = match (asked, int8_model) {
+        (Precision::Int8, false) => {
+            return Err(Error::Config(
+                "--precision int8 needs a model with int8 weights (MatMulInteger); this one \
+                 computes in float: use --precision f32 or auto"
+                    .into(),
+            ))
+        }
+        (Precision::Int8, true) => ("int8", "asked for (--precision int8)".to_string()),
+        (Precision::F32, true) => (
+            "f32",
+            "asked for (--precision f32): int8 weights dequantized to f32 at load".to_string(),
+        ),
+        (_, false) => ("f32", "the model computes in float".to_string()),
+        (Precision::Auto, true) if dot => (
+            "int8",
+            format!(
+                "auto: tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions"
+            ),
+        ),
+        (Precision::Auto, true) => (
+            "f32",
+            format!(
+                "auto: tract's int8 kernel on this CPU, {kernel}, has no dot-product instructions, \
+                 so f32 is faster; int8 weights dequantized to f32 at load"
+            ),
+        ),
+    };
+    Ok(Choice {
+        precision,
+        reason,
+        int8_kernel: kernel,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for name in Precision::NAMES {
+            assert_eq!(name.parse::<Precision>().unwrap().name(), name);
+        }
+        assert!("fp16".parse::<Precision>().is_err());
+    }
+
+    #[test]
+    fn dot_product_kernels_by_name() {
+        for dot in [
+            "avx512vnni_mmm_i32_16x16",
+            "avx512vnni_mmm_i32_8x8",
+            "avxvnni_mmm_i32_8x8",
+            "avx512amx_mmm_i32_16x16",
+            "arm64simd_mmm_i32_8x8_dot",
+            "sme_qmmm_i32_32x32",
+        ] {
+            assert!(is_dot_product_kernel(dot), "{dot}");
+        }
+        for plain in [
+            "avx2_mmm_i32_8x8",
+            "avx_mmm_i32_8x4",
+            "arm64simd_mmm_i32_8x8",
+            "arm64simd_mmm_i32_64x1",
+            "sve_mmm_i32_8x8",
+            "armv7neon_mmm_i32_8x4",
+            "generic_i32_4x4",
+        ] {
+            assert!(!is_dot_product_kernel(plain), "{plain}");
+        }
+    }
+
+    /// `auto` follows the kernel tract picks on the CPU running the test, whatever it is, and
+    /// an explicit choice is kept; a float model has only f32.
+    #[test]
+    fn auto_follows_the_kernel_and_explicit_choices_hold() {
+        let kernel = int8_kernel(384, 384, 128).expect("tract has an int8 kernel");
+        let auto = choose(Precision::Auto, true).unwrap();
+        assert_eq!(auto.int8_kernel, kernel);
+        assert_eq!(auto.is_int8(), is_dot_product_kernel(&kernel), "{auto:?}");
+        assert!(choose(Precision::Int8, true).unwrap().is_int8());
+        assert!(!choose(Precision::F32, true).unwrap().is_int8());
+        assert!(!choose(Precision::Auto, false).unwrap().is_int8());
+        assert!(choose(Precision::Int8, false).is_err());
+    }
+}
