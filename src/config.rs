@@ -16,7 +16,7 @@ pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2-int8";
 pub const MODEL_FILE: &str = "model.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
-/// Default fixed sequence length (tokens, including [CLS] and [SEP]).
+/// Default longest sequence (tokens, including [CLS] and [SEP]).
 pub const DEFAULT_MAX_SEQ: usize = 128;
 /// BERT's position table has 512 rows: no longer sequence is possible.
 pub const MAX_SEQ_LIMIT: usize = 512;
@@ -188,7 +188,7 @@ impl FromStr for Layers {
 pub struct Config {
     /// Directory holding `model.onnx` and `tokenizer.json`.
     pub model_dir: PathBuf,
-    /// Fixed sequence length the model is planned for.
+    /// Longest sequence the model is planned for (a text runs on its own tokens, up to this).
     pub max_seq: usize,
     pub strategy: Strategy,
     /// Layers to read; `None` means the strategy's default (see `layers_or_default`).

@@ -7,7 +7,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::error::{Error, Result};
 
-/// One text, tokenized and cut to the fixed sequence length.
+/// One text, tokenized and cut to `max_seq` tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     /// Token ids, [CLS] … [SEP], at most `max_seq` of them.
