@@ -453,17 +453,22 @@ pub fn compare(pipeline_args: &PipelineArgs, args: &BenchArgs, as_json: bool) ->
         outln!(
             "{:<6} {:>16} {:>16} {:>10.0} {:>12}  {}",
             row["precision"].as_str().unwrap_or(""),
-            row["inference_us"]["p50"],
-            row["inference_us"]["p90"],
+            row["inference_us"]["p50"].as_u64().unwrap_or(0),
+            row["inference_us"]["p90"].as_u64().unwrap_or(0),
             row["load_ms"].as_f64().unwrap_or(0.0),
             format_size(row["memory_plan_bytes"].as_u64().unwrap_or(0)),
             kernels.join(", ")
         );
     }
     outln!();
-    outln!("f32 / int8 inference time: {ratio:.2} (median of {COMPARE_ROUNDS} rounds)");
+    let faster = if ratio <= 1.0 {
+        format!("f32 is {:.1}× faster", 1.0 / ratio)
+    } else {
+        format!("int8 is {ratio:.1}× faster")
+    };
+    outln!("f32 / int8 inference time: {ratio:.3} (median of {COMPARE_ROUNDS} rounds): {faster}");
     outln!(
-        "auto picks {} here: {}",
+        "auto picks {} here ({})",
         auto_picks.precision,
         auto_picks.reason
     );
