@@ -289,9 +289,9 @@ impl Evaluator {
         let mut ids = Vec::with_capacity(self.max_seq);
         for (start, stop) in windows(&tokens, self.max_seq) {
             ids.clear();
-            ids.push(special.cls);
+            ids.push(special.start);
             ids.extend_from_slice(&tokens.ids[start..stop]);
-            ids.push(special.sep);
+            ids.push(special.end);
             let out = self.encoder.run(&ids)?;
             self.windows += 1;
             for (g, (strategy, layers)) in global.iter_mut().zip(&score_keys) {

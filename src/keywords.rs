@@ -15,7 +15,7 @@ pub enum WordKind {
     Stopword,
     /// No letter or digit in it.
     Punctuation,
-    /// [CLS], [SEP], [PAD] or [UNK]: never part of a keyword.
+    /// A special token ([CLS], [SEP], <s>, </s>, [UNK], …): never part of a keyword.
     Special,
 }
 
@@ -65,6 +65,13 @@ pub fn words(
             }),
         }
         current = Some(word_id);
+    }
+    for w in out.iter_mut() {
+        // A Metaspace (SentencePiece) token's span includes the space before it.
+        let span = &text[w.start..w.end];
+        let kept = span.trim();
+        w.start += span.len() - span.trim_start().len();
+        w.end = w.start + kept.len();
     }
     for w in out.iter_mut().filter(|w| w.kind == WordKind::Content) {
         let surface = &text[w.start..w.end];
@@ -352,12 +359,9 @@ pub fn rank_with(
 mod tests {
     use super::*;
 
-    const SPECIAL: SpecialIds = SpecialIds {
-        cls: 101,
-        sep: 102,
-        pad: 0,
-        unk: 100,
-    };
+    fn special() -> SpecialIds {
+        SpecialIds::new(101, 102, &[0, 100]).unwrap()
+    }
 
     /// Builds tokens by hand: (id, start, end, word id).
     fn tokens(spec: &[(u32, usize, usize, Option<u32>)]) -> Tokens {
@@ -384,12 +388,35 @@ mod tests {
         ]);
         let scores = [9.0, 1.0, 2.0, 0.5, 3.0, 9.0];
         let mut w = Vec::new();
-        words(text, &t, &scores, SPECIAL, &mut w);
+        words(text, &t, &scores, special(), &mut w);
         assert_eq!(w.len(), 3);
         assert_eq!((w[1].start, w[1].end, w[1].score), (4, 13, 2.5));
         assert_eq!(&text[w[1].start..w[1].end], "tokenizer");
         assert_eq!(w[0].kind, WordKind::Stopword);
         assert_eq!(w[1].kind, WordKind::Content);
+    }
+
+    #[test]
+    fn metaspace_spans_lose_the_space_before_them() {
+        // XLM-R Unigram: "the tokenizer  works" → <s> ▁the ▁token izer ▁ ▁works </s>; a
+        // Metaspace token's offsets cover the space before it, and a lone ▁ only a space.
+        let text = "the tokenizer  works";
+        let t = tokens(&[
+            (0, 0, 0, None),
+            (70, 0, 3, Some(0)),
+            (47, 3, 9, Some(1)),
+            (48, 9, 13, Some(1)),
+            (6, 13, 14, Some(2)),
+            (49, 14, 20, Some(3)),
+            (2, 0, 0, None),
+        ]);
+        let mut w = Vec::new();
+        let xlmr = SpecialIds::new(0, 2, &[1, 3]).unwrap();
+        words(text, &t, &[0.0; 7], xlmr, &mut w);
+        let spans: Vec<_> = w.iter().map(|w| &text[w.start..w.end]).collect();
+        assert_eq!(spans, ["the", "tokenizer", "", "works"]);
+        assert_eq!(w[2].kind, WordKind::Punctuation);
+        assert_eq!(w[3].kind, WordKind::Content);
     }
 
     #[test]
@@ -404,7 +431,7 @@ mod tests {
             (102, 0, 0, None),
         ]);
         let mut w = Vec::new();
-        words(text, &t, &[0.0; 6], SPECIAL, &mut w);
+        words(text, &t, &[0.0; 6], special(), &mut w);
         let kinds: Vec<_> = w.iter().map(|w| w.kind).collect();
         assert_eq!(
             kinds,

@@ -32,22 +32,48 @@ impl Tokens {
     }
 }
 
-/// Special token ids of the vocabulary: never keywords.
+/// Most special tokens a vocabulary may declare ([CLS] [SEP] [PAD] [UNK] [MASK], or <s> </s>
+/// <pad> <unk> <mask>, with room to spare).
+pub const MAX_SPECIAL_TOKENS: usize = 16;
+
+/// Special token ids of the vocabulary, read from the tokenizer, never hard-coded by name: the
+/// tokens it wraps a text in (`[CLS]` … `[SEP]` for BERT, `<s>` … `</s>` for XLM-R) and every
+/// token it declares special, plus its unknown token. None of them is ever part of a keyword.
 #[derive(Debug, Clone, Copy)]
 pub struct SpecialIds {
-    pub cls: u32,
-    pub sep: u32,
-    pub pad: u32,
-    pub unk: u32,
+    /// The token a text starts with.
+    pub start: u32,
+    /// The token a text ends with.
+    pub end: u32,
+    ids: [u32; MAX_SPECIAL_TOKENS],
+    len: usize,
 }
 
 impl SpecialIds {
+    /// `start`, `end` and the other special ids (at most [`MAX_SPECIAL_TOKENS`] in all).
+    pub fn new(start: u32, end: u32, others: &[u32]) -> Option<Self> {
+        let mut s = SpecialIds {
+            start,
+            end,
+            ids: [0; MAX_SPECIAL_TOKENS],
+            len: 0,
+        };
+        for &id in [start, end].iter().chain(others) {
+            if !s.contains(id) {
+                *s.ids.get_mut(s.len)? = id;
+                s.len += 1;
+            }
+        }
+        Some(s)
+    }
+
     pub fn contains(&self, id: u32) -> bool {
-        id == self.cls || id == self.sep || id == self.pad || id == self.unk
+        self.ids[..self.len].contains(&id)
     }
 }
 
-/// A BERT WordPiece tokenizer read from `tokenizer.json`, truncating to `max_seq`.
+/// A tokenizer read from `tokenizer.json` (BERT WordPiece, XLM-R Unigram, …), truncating to
+/// `max_seq`.
 pub struct TextTokenizer {
     inner: Tokenizer,
     special: SpecialIds,
@@ -80,17 +106,7 @@ impl TextTokenizer {
             .map_err(|e| load_err(e.to_string()))?;
         // We pad ourselves into fixed tensors.
         inner.with_padding(None);
-        let id = |token: &str| {
-            inner
-                .token_to_id(token)
-                .ok_or_else(|| load_err(format!("vocabulary has no {token} token")))
-        };
-        let special = SpecialIds {
-            cls: id("[CLS]")?,
-            sep: id("[SEP]")?,
-            pad: id("[PAD]")?,
-            unk: id("[UNK]")?,
-        };
+        let special = special_ids(&inner).map_err(load_err)?;
         Ok(TextTokenizer { inner, special })
     }
 
@@ -127,5 +143,109 @@ impl TextTokenizer {
         let mut out = Tokens::default();
         self.tokenize_into(text, &mut out)?;
         Ok(out)
+    }
+}
+
+/// The start and end tokens are what the tokenizer's post-processor wraps an empty text in; the
+/// others are the tokens it declares special (the unknown token among them).
+fn special_ids(inner: &Tokenizer) -> std::result::Result<SpecialIds, String> {
+    let empty = inner.encode("", true).map_err(|e| e.to_string())?;
+    let (start, end) = match empty.get_ids() {
+        [start, end] => (*start, *end),
+        ids => {
+            return Err(format!(
+                "its post-processor wraps a text in {} tokens, expected a start and an end token \
+                 ([CLS] … [SEP] or <s> … </s>)",
+                ids.len()
+            ))
+        }
+    };
+    let mut others: Vec<u32> = inner
+        .get_added_tokens_decoder()
+        .iter()
+        .filter(|(_, t)| t.special)
+        .map(|(id, _)| *id)
+        .collect();
+    others.sort_unstable();
+    // A WordPiece vocabulary may leave its unknown token out of the declared ones.
+    if let tokenizers::ModelWrapper::WordPiece(m) = inner.get_model() {
+        others.extend(inner.token_to_id(&m.unk_token));
+    }
+    SpecialIds::new(start, end, &others)
+        .ok_or_else(|| format!("it declares more than {MAX_SPECIAL_TOKENS} special tokens"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An XLM-R-style tokenizer.json: Unigram, Metaspace, <s> … </s>; `wrap` false leaves out
+    /// the post-processor.
+    fn unigram_file(name: &str, wrap: bool) -> std::path::PathBuf {
+        let special = |id: u32, s: &str| {
+            format!(
+                r#"{{"id":{id},"content":"{s}","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}}"#
+            )
+        };
+        let post = if wrap {
+            r#"{"type":"TemplateProcessing",
+                "single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}}],
+                "pair":[{"Sequence":{"id":"A","type_id":0}},{"Sequence":{"id":"B","type_id":0}}],
+                "special_tokens":{"<s>":{"id":"<s>","ids":[0],"tokens":["<s>"]},"</s>":{"id":"</s>","ids":[2],"tokens":["</s>"]}}}"#
+        } else {
+            "null"
+        };
+        let json = format!(
+            r#"{{"version":"1.0","truncation":null,"padding":null,
+            "added_tokens":[{},{},{},{}],
+            "normalizer":null,
+            "pre_tokenizer":{{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}},
+            "post_processor":{post},
+            "decoder":null,
+            "model":{{"type":"Unigram","unk_id":3,"byte_fallback":false,
+              "vocab":[["<s>",0.0],["<pad>",0.0],["</s>",0.0],["<unk>",0.0],["▁the",-1.0],["▁token",-2.0],["izer",-2.0],["▁works",-2.0],["▁",-3.0]]}}}}"#,
+            special(0, "<s>"),
+            special(1, "<pad>"),
+            special(2, "</s>"),
+            special(3, "<unk>"),
+        );
+        let path =
+            std::env::temp_dir().join(format!("attnprompt-{}-{name}.json", std::process::id()));
+        std::fs::write(&path, json).unwrap();
+        path
+    }
+
+    #[test]
+    fn special_tokens_of_a_unigram_vocabulary_are_read_not_named() {
+        let path = unigram_file("unigram", true);
+        let tok = TextTokenizer::load(&path, 16).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let s = tok.special_ids();
+        assert_eq!((s.start, s.end), (0, 2));
+        assert!([0, 1, 2, 3].iter().all(|&id| s.contains(id)));
+        assert!(!(4..9).any(|id| s.contains(id)));
+        let t = tok.tokenize("the tokenizer works").unwrap();
+        assert_eq!(t.ids, [0, 4, 5, 6, 7, 2]);
+        // Metaspace offsets include the space before a word (keywords.rs trims it).
+        assert_eq!(t.offsets[2], (3, 9));
+    }
+
+    #[test]
+    fn a_tokenizer_that_does_not_wrap_texts_is_refused_at_load() {
+        let path = unigram_file("unwrapped", false);
+        let err = TextTokenizer::load(&path, 16).err().unwrap().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.contains("expected a start and an end token"), "{err}");
+    }
+
+    #[test]
+    fn special_tokens_of_the_shipped_wordpiece_vocabulary() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/all-MiniLM-L6-v2-int8/tokenizer.json");
+        let s = TextTokenizer::load(&path, 16).unwrap().special_ids();
+        // bert-base-uncased: [PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103.
+        assert_eq!((s.start, s.end), (101, 102));
+        assert!([0, 100, 101, 102, 103].iter().all(|&id| s.contains(id)));
+        assert!(!s.contains(1996)); // "the"
     }
 }
