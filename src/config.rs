@@ -12,6 +12,9 @@ pub const MODEL_ENV: &str = "ATTNPROMPT_MODEL";
 pub const PRECISION_ENV: &str = "ATTNPROMPT_PRECISION";
 /// Name of the shipped model's directory under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2-int8";
+/// Name of the shipped Chinese (and English) model's directory under `models/`: what Chinese
+/// text runs on unless `--model` is given.
+pub const CHINESE_MODEL_NAME: &str = "multilingual-e5-small-zh-en-int8";
 /// Files a model directory holds.
 pub const MODEL_FILE: &str = "model.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -78,19 +81,23 @@ impl FromStr for Strategy {
 /// Where candidate phrases come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Candidates {
-    /// Noun phrases from the POS tagger, `<NN.*|JJ|VBN>*<NN.*>` (src/nounphrase.rs).
+    /// Noun phrases from the POS tagger, `<NN.*|JJ|VBN>*<NN.*>` (src/candidates/english.rs).
     NounPhrases,
     /// Runs of 1–4 content words between stopwords and punctuation; needs no tagger.
     Stopwords,
+    /// Chinese: runs of noun-like words from jieba's segmentation and tags
+    /// (src/candidates/chinese.rs).
+    Jieba,
 }
 
 impl Candidates {
-    pub const NAMES: [&'static str; 2] = ["nounphrase", "stopwords"];
+    pub const NAMES: [&'static str; 3] = ["nounphrase", "stopwords", "jieba"];
 
     pub fn name(self) -> &'static str {
         match self {
             Candidates::NounPhrases => "nounphrase",
             Candidates::Stopwords => "stopwords",
+            Candidates::Jieba => "jieba",
         }
     }
 }
@@ -101,9 +108,44 @@ impl FromStr for Candidates {
         match s {
             "nounphrase" => Ok(Candidates::NounPhrases),
             "stopwords" => Ok(Candidates::Stopwords),
+            "jieba" => Ok(Candidates::Jieba),
             _ => Err(Error::Config(format!(
                 "unknown candidate scheme `{s}` (expected one of: {})",
                 Candidates::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// The language of a text: it chooses the candidates, the default template and the default
+/// model (src/lang.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Decided per text from its script.
+    Auto,
+    En,
+    Zh,
+}
+
+impl Lang {
+    pub const NAMES: [&'static str; 3] = ["auto", "en", "zh"];
+
+    pub fn name(self) -> &'static str {
+        Lang::NAMES[self as usize]
+    }
+}
+
+impl FromStr for Lang {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Lang::Auto),
+            "en" => Ok(Lang::En),
+            "zh" => Ok(Lang::Zh),
+            _ => Err(Error::Config(format!(
+                "unknown language `{s}` (expected one of: {})",
+                Lang::NAMES.join(", ")
             ))),
         }
     }
@@ -198,6 +240,9 @@ pub struct Config {
     /// Directory of the POS tagger (`tagger.bin`) for noun-phrase candidates; `None`: the
     /// shipped one, found beside the model directory or in the source tree.
     pub tagger_dir: Option<PathBuf>,
+    /// Directory of jieba's dictionary (`dict.txt`) for Chinese candidates; `None`: the shipped
+    /// one, `models/jieba`.
+    pub dict_dir: Option<PathBuf>,
     /// Prompt template: a built-in name (`en`, `zh`) or the template text itself.
     pub template: String,
     /// Threads for tract's matrix products (1: everything on the calling thread).
@@ -220,6 +265,7 @@ impl Config {
             top_k: DEFAULT_TOP_K,
             candidates: DEFAULT_CANDIDATES,
             tagger_dir: None,
+            dict_dir: None,
             template: "en".to_string(),
             threads: 1,
             precision: Precision::Auto,
@@ -274,19 +320,24 @@ impl Config {
 /// two levels above it (an unpacked release, `target/<profile>/` in a checkout), then the source
 /// tree this crate was built from.
 pub fn default_model_candidates() -> Vec<PathBuf> {
+    default_candidates_named(DEFAULT_MODEL_NAME)
+}
+
+/// [`default_model_candidates`] for the model directory `name`.
+pub fn default_candidates_named(name: &str) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         let mut dir = exe.parent().map(Path::to_path_buf);
         for _ in 0..3 {
             let Some(d) = dir else { break };
-            candidates.push(d.join("models").join(DEFAULT_MODEL_NAME));
+            candidates.push(d.join("models").join(name));
             dir = d.parent().map(Path::to_path_buf);
         }
     }
     candidates.push(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("models")
-            .join(DEFAULT_MODEL_NAME),
+            .join(name),
     );
     candidates
 }
@@ -295,6 +346,12 @@ pub fn default_model_candidates() -> Vec<PathBuf> {
 /// into the binary (feature `embed-model`), else the first default candidate that holds a model
 /// file.
 pub fn resolve_model_dir(explicit: Option<&Path>) -> Result<PathBuf> {
+    resolve_model_dir_for(explicit, Lang::En)
+}
+
+/// [`resolve_model_dir`] for a language: Chinese text runs on [`CHINESE_MODEL_NAME`] unless a
+/// model is given (it is not built into the binary).
+pub fn resolve_model_dir_for(explicit: Option<&Path>, lang: Lang) -> Result<PathBuf> {
     if let Some(dir) = explicit {
         return if dir.is_dir() {
             Ok(dir.to_path_buf())
@@ -304,10 +361,15 @@ pub fn resolve_model_dir(explicit: Option<&Path>) -> Result<PathBuf> {
             })
         };
     }
-    if let Some(dir) = crate::files::embedded_model_dir() {
-        return Ok(dir);
-    }
-    let candidates = default_model_candidates();
+    let name = if lang == Lang::Zh {
+        CHINESE_MODEL_NAME
+    } else {
+        if let Some(dir) = crate::files::embedded_model_dir() {
+            return Ok(dir);
+        }
+        DEFAULT_MODEL_NAME
+    };
+    let candidates = default_candidates_named(name);
     candidates
         .iter()
         .find(|c| c.join(MODEL_FILE).is_file())

@@ -260,14 +260,27 @@ fn dequantized(
     })
 }
 
-/// Bytes of the constants the graph holds (its initializers), as tract will hold them.
+/// Bytes of the constants the graph holds (its initializers), as tract will hold them: a
+/// constant dequantized by a `DequantizeLinear` node (weight-only quantization) is folded to f32
+/// at load, so it counts 4 bytes per element.
 pub fn initializer_bytes(model: &ModelProto) -> u64 {
-    model
-        .graph
+    let Some(graph) = model.graph.as_ref() else {
+        return 0;
+    };
+    let folded: std::collections::HashSet<&str> = graph
+        .node
         .iter()
-        .flat_map(|g| g.initializer.iter())
+        .filter(|n| n.op_type == "DequantizeLinear")
+        .filter_map(|n| n.input.first().map(String::as_str))
+        .collect();
+    graph
+        .initializer
+        .iter()
         .map(|t| {
             let elements: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
+            if folded.contains(t.name.as_str()) {
+                return elements * 4;
+            }
             DataType::try_from(t.data_type)
                 .ok()
                 .and_then(|dt| DatumType::try_from(dt).ok())

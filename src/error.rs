@@ -6,10 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // ---- load time: model, tokenizer, configuration ----
-    #[error("model directory not found: {path} (pass --model DIR or set {env})", env = crate::config::MODEL_ENV)]
+    #[error("model directory not found: {path} (pass --model DIR or set ATTNPROMPT_MODEL)")]
     ModelDirMissing { path: PathBuf },
 
-    #[error("no model given and none found next to the binary or in the source tree (looked in: {looked_in}); pass --model DIR or set {env}", env = crate::config::MODEL_ENV)]
+    #[error("no model given and none found next to the binary or in the source tree (looked in: {looked_in}); pass --model DIR or set ATTNPROMPT_MODEL")]
     NoDefaultModel { looked_in: String },
 
     #[error("cannot read {path}: {source}")]
@@ -33,6 +33,9 @@ pub enum Error {
 
     #[error("cannot load the part-of-speech tagger {path}: {reason}")]
     TaggerLoad { path: PathBuf, reason: String },
+
+    #[error("cannot load the Chinese dictionary {path}: {reason}")]
+    DictionaryLoad { path: PathBuf, reason: String },
 
     #[error("{path} line {line}: {reason}")]
     Dataset {

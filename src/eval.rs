@@ -14,11 +14,11 @@ use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::candidates::english::NounPhrases;
 use crate::config::{Candidates, Config, Layers, Strategy, MAX_TEXT_BYTES};
 use crate::encoder::{Encoder, EncoderSpec};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Aggregation, Candidate, CandidateGenerator, StopwordNgrams, Word};
-use crate::nounphrase::NounPhrases;
 use crate::pipeline::{check_text, load_tagger};
 use crate::scores;
 use crate::stem::stem_phrase;
@@ -323,6 +323,13 @@ impl Evaluator {
                         .as_ref()
                         .ok_or_else(|| Error::Config("noun phrases need the tagger".into()))?
                         .candidates(text, &words, &mut c),
+                    Candidates::Jieba => {
+                        return Err(Error::Config(
+                            "eval covers the English candidates (Inspec, SemEval); jieba \
+                             candidates are measured by the Chinese set"
+                                .into(),
+                        ))
+                    }
                 }
                 cands[slot] = Some(c);
             }

@@ -79,8 +79,8 @@ pub fn read(path: &Path) -> std::io::Result<std::borrow::Cow<'static, [u8]>> {
 #[cfg(all(test, feature = "embed-model"))]
 mod tests {
     use super::*;
+    use crate::candidates::tagger::{DEFAULT_TAGGER_NAME, TAGGER_FILE};
     use crate::config::{MODEL_FILE, TOKENIZER_FILE};
-    use crate::tagger::{DEFAULT_TAGGER_NAME, TAGGER_FILE};
 
     /// The embedded names are the ones the loaders ask for, and the bytes are the shipped files.
     #[test]

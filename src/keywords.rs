@@ -85,6 +85,56 @@ pub fn words(
     }
 }
 
+/// Words from given byte spans (a segmenter's words, see [`CandidateGenerator::segment`]) that
+/// lie within the part of the text the model read. A token's score is shared out over the
+/// words it overlaps by the characters it has in each, so a word's score is what its
+/// characters received whatever the token boundaries. Special tokens have no span and give
+/// nothing.
+pub fn words_from_spans(
+    text: &str,
+    tokens: &Tokens,
+    scores: &[f32],
+    spans: &[(usize, usize)],
+    generator: &dyn CandidateGenerator,
+    out: &mut Vec<Word>,
+) {
+    out.clear();
+    let read_to = tokens.offsets.iter().map(|o| o.1).max().unwrap_or(0);
+    let chars = |a: usize, b: usize| text[a..b].chars().count();
+    let mut t = 0; // first token that may overlap the current span
+    for &(start, end) in spans.iter().take_while(|s| s.1 <= read_to) {
+        let mut score = 0.0;
+        while t < tokens.offsets.len() && tokens.offsets[t].1 <= start {
+            t += 1;
+        }
+        let mut k = t;
+        while k < tokens.offsets.len() && tokens.offsets[k].0 < end {
+            let (a, b) = tokens.offsets[k];
+            if a < b {
+                let inside = chars(a.max(start), b.min(end));
+                score += scores[k] * inside as f32 / chars(a, b) as f32;
+            }
+            k += 1;
+        }
+        let surface = &text[start..end];
+        let kind = if !surface.chars().any(char::is_alphanumeric) {
+            WordKind::Punctuation
+        } else if let Some(kind) = generator.word_kind(surface) {
+            kind
+        } else if surface.is_ascii() && is_stopword(&surface.to_lowercase()) {
+            WordKind::Stopword
+        } else {
+            WordKind::Content
+        };
+        out.push(Word {
+            start,
+            end,
+            score,
+            kind,
+        });
+    }
+}
+
 /// A candidate phrase occurrence: `len` consecutive words starting at word `first`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
@@ -97,6 +147,16 @@ pub trait CandidateGenerator {
     fn candidates(&self, text: &str, words: &[Word], out: &mut Vec<Candidate>);
     /// Short name for reports.
     fn name(&self) -> &'static str;
+    /// For a language written without spaces: the byte spans of the words of `text`, in order,
+    /// covering it; returns false (the default) to use the tokenizer's words instead.
+    fn segment(&self, _text: &str, _out: &mut Vec<(usize, usize)>) -> bool {
+        false
+    }
+    /// The kind of a word this generator knows better than the English lists (e.g. its own
+    /// stopwords); None: decided as usual.
+    fn word_kind(&self, _surface: &str) -> Option<WordKind> {
+        None
+    }
     /// Heap the generator holds, plus what it uses per text of up to `max_seq` tokens.
     fn memory_bytes(&self, _max_seq: usize) -> usize {
         0

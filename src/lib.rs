@@ -12,6 +12,7 @@
 //! See ARCHITECTURE.md for the data flow and which module owns each stage.
 
 pub mod bench;
+pub mod candidates;
 pub mod config;
 pub mod dequantize;
 pub mod encoder;
@@ -20,18 +21,19 @@ pub mod eval;
 pub mod files;
 pub mod heap;
 pub mod keywords;
+pub mod lang;
 pub mod memory;
-pub mod nounphrase;
 pub mod pipeline;
 pub mod precision;
 pub mod prompt;
 pub mod scores;
 pub mod stem;
 pub mod stopwords;
-pub mod tagger;
 pub mod tokenize;
 
-pub use config::{Candidates, Config, Layers, Strategy};
+// The English candidate modules kept their paths from before `candidates/`.
+pub use candidates::{english as nounphrase, tagger};
+pub use config::{Candidates, Config, Lang, Layers, Strategy};
 pub use error::{Error, Result};
 pub use keywords::Keyword;
 pub use pipeline::{Latency, Output, Pipeline};

@@ -153,6 +153,32 @@ fn main() -> ExitCode {
             }
         }
     }
+    if cli.command.is_none() {
+        // Texts: a pipeline per language. The one the first text (or, for a batch, `--lang`,
+        // auto meaning English) needs is loaded now, so a bad model stops the run before any
+        // text; another is loaded when a text first needs it.
+        let mut pipelines = pipeline_args.pipelines();
+        let first = match &cli.text {
+            Some(text) => pipelines.lang_of(&text.to_string_lossy()),
+            None => pipelines.lang_of(""),
+        };
+        if let Err(e) = pipelines.get(first) {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_LOAD);
+        }
+        let result = match (&cli.text, &cli.input) {
+            (Some(text), _) => cli::run::run_single(&mut pipelines, text, cli.json),
+            (None, Some(path)) => match File::open(path) {
+                Ok(f) => cli::run::run_batch(&mut pipelines, BufReader::new(f), cli.json),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", path.display());
+                    return ExitCode::from(EXIT_IO);
+                }
+            },
+            (None, None) => cli::run::run_batch(&mut pipelines, io::stdin().lock(), cli.json),
+        };
+        return exit_code(result);
+    }
     let mut pipeline = match pipeline_args.load() {
         Ok(p) => p,
         Err(e) => {
@@ -176,16 +202,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        (None, Some(text), _) => cli::run::run_single(&mut pipeline, text, cli.json),
-        (None, None, Some(path)) => match File::open(path) {
-            Ok(f) => cli::run::run_batch(&mut pipeline, BufReader::new(f), cli.json),
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
-                return ExitCode::from(EXIT_IO);
-            }
-        },
-        (None, None, None) => cli::run::run_batch(&mut pipeline, io::stdin().lock(), cli.json),
+        (None, _, _) => unreachable!("texts are handled above"),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: io::Result<usize>) -> ExitCode {
     match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(EXIT_INPUT),

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::candidates::chinese::{default_dict_dir, ChineseCandidates, DICT_DIR_NAME, DICT_FILE};
+use crate::candidates::english::NounPhrases;
+use crate::candidates::tagger::{default_tagger_dir, Tagger, DEFAULT_TAGGER_NAME};
 use crate::config::{
     Candidates, Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES, MIN_SEQ,
 };
@@ -11,11 +14,9 @@ use crate::encoder::{Encoder, EncoderSpec, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
 use crate::memory::{format_size, MemoryPart, MemoryPlan};
-use crate::nounphrase::NounPhrases;
 use crate::precision::Precision;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
-use crate::tagger::{default_tagger_dir, Tagger, DEFAULT_TAGGER_NAME};
 use crate::tokenize::{TextTokenizer, Tokens};
 
 /// Microseconds spent in each stage of one run.
@@ -60,6 +61,8 @@ struct Buffers {
     scores: Vec<f32>,
     scratch: Vec<f32>,
     words: Vec<Word>,
+    /// Word spans from a segmenter (Chinese), when the candidate generator has one.
+    spans: Vec<(usize, usize)>,
     candidates: Vec<Candidate>,
     ranker: Ranker,
     keywords: Vec<Keyword>,
@@ -82,6 +85,7 @@ impl Buffers {
             scores: Vec::with_capacity(max_seq),
             scratch: Vec::with_capacity(2 * max_seq),
             words: Vec::with_capacity(max_seq),
+            spans: Vec::with_capacity(max_seq),
             candidates: Vec::with_capacity(max_candidates),
             ranker: Ranker::with_capacity(max_candidates),
             keywords: Vec::with_capacity(top_k),
@@ -97,6 +101,7 @@ impl Buffers {
             + t.word_ids.capacity() * size_of::<Option<u32>>()
             + (self.scores.capacity() + self.scratch.capacity()) * size_of::<f32>()
             + self.words.capacity() * size_of::<Word>()
+            + self.spans.capacity() * size_of::<(usize, usize)>()
             + self.candidates.capacity() * size_of::<Candidate>()
             + self.ranker.reserved_bytes()
             + self.keywords.capacity() * size_of::<Keyword>()
@@ -111,6 +116,9 @@ impl Buffers {
 /// Heap the tokenizer holds per vocabulary entry (token strings in two hash maps, the
 /// WordPiece model): 4.73 MB for 30,522 entries.
 pub const TOKENIZER_BYTES_PER_VOCAB_ENTRY: u64 = 155;
+/// The same for a SentencePiece Unigram vocabulary, whose model adds a trie and its scores:
+/// 23.5 MB for the 41,505 entries of the shipped multilingual model.
+pub const UNIGRAM_BYTES_PER_VOCAB_ENTRY: u64 = 570;
 /// Peak heap the tokenizer uses per byte of input while encoding (a normalized copy with
 /// per-byte alignments, the pre-tokenized splits, the encoding): 4.9 MB for 65 kB of text.
 pub const TOKENIZER_WORK_BYTES_PER_TEXT_BYTE: u64 = 76;
@@ -246,7 +254,18 @@ impl Pipeline {
             &mut b.scores,
             &mut b.scratch,
         )?;
-        keywords::words(text, &b.tokens, &b.scores, special, &mut b.words);
+        if self.candidates.segment(text, &mut b.spans) {
+            keywords::words_from_spans(
+                text,
+                &b.tokens,
+                &b.scores,
+                &b.spans,
+                &*self.candidates,
+                &mut b.words,
+            );
+        } else {
+            keywords::words(text, &b.tokens, &b.scores, special, &mut b.words);
+        }
         self.candidates
             .candidates(text, &b.words, &mut b.candidates);
         b.ranker.rank(
@@ -338,14 +357,22 @@ fn memory_plan(
             },
             MemoryPart {
                 name: "tokenizer",
-                bytes: TOKENIZER_BYTES_PER_VOCAB_ENTRY * vocab
+                bytes: if tokenizer.is_unigram() {
+                    UNIGRAM_BYTES_PER_VOCAB_ENTRY
+                } else {
+                    TOKENIZER_BYTES_PER_VOCAB_ENTRY
+                } * vocab
                     + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * MAX_TEXT_BYTES as u64,
                 how: "per vocabulary entry, plus encoding the longest text accepted",
             },
             MemoryPart {
                 name: "candidates",
                 bytes: candidates.memory_bytes(config.max_seq) as u64,
-                how: "candidate generator: the POS tagger's tables for noun phrases",
+                how: match config.candidates {
+                    Candidates::NounPhrases => "the POS tagger's tables for noun phrases",
+                    Candidates::Jieba => "jieba's dictionary and tags for Chinese words",
+                    Candidates::Stopwords => "none beyond the stopword list",
+                },
             },
             MemoryPart {
                 name: "buffers",
@@ -404,6 +431,24 @@ pub fn candidate_generator(config: &Config) -> Result<Box<dyn CandidateGenerator
             max_words: MAX_PHRASE_WORDS,
         }),
         Candidates::NounPhrases => Box::new(NounPhrases::new(Arc::new(load_tagger(config)?))),
+        Candidates::Jieba => {
+            let dir = match &config.dict_dir {
+                Some(d) => d.clone(),
+                None => {
+                    default_dict_dir(&config.model_dir).ok_or_else(|| Error::DictionaryLoad {
+                        path: config
+                            .model_dir
+                            .parent()
+                            .unwrap_or(&config.model_dir)
+                            .join(DICT_DIR_NAME)
+                            .join(DICT_FILE),
+                        reason: "not found beside the model directory nor in the source tree"
+                            .into(),
+                    })?
+                }
+            };
+            Box::new(ChineseCandidates::load(&dir)?)
+        }
     })
 }
 

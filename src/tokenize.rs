@@ -114,6 +114,11 @@ impl TextTokenizer {
         self.special
     }
 
+    /// Whether the vocabulary is a SentencePiece Unigram one (its model holds more per entry).
+    pub fn is_unigram(&self) -> bool {
+        matches!(self.inner.get_model(), tokenizers::ModelWrapper::Unigram(_))
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use attnprompt::config::{
-    self, Candidates, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV, PRECISION_ENV,
+    self, Candidates, Lang, Layers, Strategy, DEFAULT_MAX_SEQ, DEFAULT_TOP_K, MODEL_ENV,
+    PRECISION_ENV,
 };
+use attnprompt::lang::{LangSettings, Pipelines};
 use attnprompt::{Config, Error, Pipeline, Precision};
 
 #[derive(Args, Debug, Clone)]
@@ -24,18 +26,26 @@ pub struct PipelineArgs {
     #[arg(short, long, value_parser = parse_layers)]
     pub layers: Option<Layers>,
 
-    /// Candidate phrases: nounphrase (noun phrases from the POS tagger) or stopwords (runs of
-    /// content words between stopwords and punctuation; no tagger needed).
-    #[arg(short, long, default_value = "nounphrase", value_parser = parse_candidates)]
-    pub candidates: Candidates,
+    /// Language of the texts: auto (per text, from its script: Chinese when Han characters are
+    /// at least a quarter of its letters), en or zh. It chooses the candidates, the default
+    /// template and the default model (zh: models/multilingual-e5-small-zh-en-int8).
+    #[arg(long, default_value = "auto", value_name = "auto|en|zh", value_parser = parse_lang)]
+    pub lang: Lang,
+
+    /// Candidate phrases: nounphrase (noun phrases from the POS tagger), stopwords (runs of
+    /// content words between stopwords and punctuation; no tagger needed) or jieba (Chinese
+    /// noun-like words) [default: nounphrase for English, jieba for Chinese]
+    #[arg(short, long, value_parser = parse_candidates)]
+    pub candidates: Option<Candidates>,
 
     /// Directory of the POS tagger (tagger.bin) [default: the shipped models/pos-tagger-ewt]
     #[arg(long, value_name = "DIR")]
     pub tagger: Option<PathBuf>,
 
-    /// Prompt template: `en`, `zh`, or a template text with {keyword}, {keywords}, {text}.
-    #[arg(short, long, default_value = "en", value_name = "NAME|TEMPLATE")]
-    pub template: String,
+    /// Prompt template: `en`, `zh`, or a template text with {keyword}, {keywords}, {text}
+    /// [default: the text's language]
+    #[arg(short, long, value_name = "NAME|TEMPLATE")]
+    pub template: Option<String>,
 
     /// Model directory holding model.onnx and tokenizer.json [default: the shipped model]
     #[arg(short, long, env = MODEL_ENV, value_name = "DIR")]
@@ -79,30 +89,54 @@ fn parse_candidates(s: &str) -> Result<Candidates, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
 fn parse_layers(s: &str) -> Result<Layers, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
 impl PipelineArgs {
-    pub fn config(&self) -> Result<Config, Error> {
-        let model_dir = config::resolve_model_dir(self.model.as_deref())?;
-        let mut cfg = Config::new(model_dir);
+    /// The settings every language's pipeline starts from.
+    pub fn settings(&self) -> LangSettings {
+        let mut cfg = Config::new(PathBuf::new());
         cfg.max_seq = self.max_seq;
         cfg.strategy = self.strategy;
         cfg.layers = self.layers.clone();
         cfg.top_k = self.top_k;
-        cfg.candidates = self.candidates;
+        cfg.candidates = self.candidates.unwrap_or(config::DEFAULT_CANDIDATES);
         cfg.tagger_dir = self.tagger.clone();
-        cfg.template = self.template.clone();
+        cfg.template = self.template.clone().unwrap_or_else(|| "en".into());
         cfg.threads = self.threads;
         cfg.precision = self.precision;
         cfg.memory_budget = self.memory_budget;
-        Ok(cfg)
+        LangSettings {
+            base: cfg,
+            model: self.model.clone(),
+            template_given: self.template.is_some(),
+            candidates_given: self.candidates.is_some(),
+        }
+    }
+
+    /// The configuration for one language (`auto` is English here: `inspect`, `bench`).
+    pub fn config(&self) -> Result<Config, Error> {
+        let lang = if self.lang == Lang::Zh {
+            Lang::Zh
+        } else {
+            Lang::En
+        };
+        self.settings().config(lang)
     }
 
     pub fn load(&self) -> Result<Pipeline, Error> {
         let cfg = self.config()?;
         log::info!("loading {}", cfg.model_dir.display());
         Pipeline::load(cfg)
+    }
+
+    /// Pipelines per language for the texts of a run.
+    pub fn pipelines(&self) -> Pipelines {
+        Pipelines::new(self.lang, self.settings())
     }
 }

@@ -7,15 +7,16 @@ use serde_json::json;
 
 use attnprompt::config::MAX_TEXT_BYTES;
 use attnprompt::heap;
+use attnprompt::lang::Pipelines;
 use attnprompt::pipeline::check_bytes;
-use attnprompt::{Error, Output, Pipeline};
+use attnprompt::{Error, Lang, Output};
 
 /// One text from the command line. Returns the number of failed texts (0 or 1).
-pub fn run_single(pipeline: &mut Pipeline, text: &OsStr, json: bool) -> io::Result<usize> {
+pub fn run_single(pipelines: &mut Pipelines, text: &OsStr, json: bool) -> io::Result<usize> {
     let bytes = text.as_encoded_bytes();
-    let result = pipeline.run_bytes(bytes);
+    let (lang, result) = pipelines.run_bytes(bytes);
     let mut out = io::stdout().lock();
-    report(&mut out, pipeline, None, bytes, &result, json)?;
+    report(&mut out, pipelines, lang, None, bytes, &result, json)?;
     Ok(usize::from(result.is_err()))
 }
 
@@ -35,7 +36,7 @@ pub fn precheck_single(text: &OsStr, json: bool) -> io::Result<bool> {
 
 /// One text per line. Every line gets exactly one output line. Returns the number of failed lines.
 pub fn run_batch(
-    pipeline: &mut Pipeline,
+    pipelines: &mut Pipelines,
     mut reader: impl BufRead,
     json: bool,
 ) -> io::Result<usize> {
@@ -45,16 +46,27 @@ pub fn run_batch(
     let mut number = 0;
     while let Some(too_long) = read_line_bounded(&mut reader, &mut line, MAX_TEXT_BYTES)? {
         number += 1;
-        let result = if let Some(len) = too_long {
-            Err(Error::TextTooLong {
-                len,
-                max: MAX_TEXT_BYTES,
-            })
+        let (lang, result) = if let Some(len) = too_long {
+            (
+                None,
+                Err(Error::TextTooLong {
+                    len,
+                    max: MAX_TEXT_BYTES,
+                }),
+            )
         } else {
-            pipeline.run_bytes(&line)
+            pipelines.run_bytes(&line)
         };
         failed += usize::from(result.is_err());
-        report(&mut out, pipeline, Some(number), &line, &result, json)?;
+        report(
+            &mut out,
+            pipelines,
+            lang,
+            Some(number),
+            &line,
+            &result,
+            json,
+        )?;
         // Flush per line so a consumer reading a pipe sees each result as it is ready.
         out.flush()?;
     }
@@ -107,7 +119,8 @@ fn read_line_bounded(
 
 fn report(
     out: &mut impl Write,
-    pipeline: &Pipeline,
+    pipelines: &Pipelines,
+    lang: Option<Lang>,
     line: Option<usize>,
     input: &[u8],
     result: &Result<Output, Error>,
@@ -116,7 +129,12 @@ fn report(
     match (result, json) {
         (Ok(o), false) => writeln!(out, "{}", o.prompt),
         (Ok(o), true) => {
+            let lang = lang.expect("a text that ran has a language");
+            let pipeline = pipelines
+                .loaded(lang)
+                .expect("the pipeline that ran is loaded");
             let mut v = json!({
+                "lang": lang,
                 "text": String::from_utf8_lossy(input),
                 "keywords": o.keywords,
                 "prompt": o.prompt,

@@ -7,6 +7,7 @@
 //! `tests/memory.rs` stays a binary of its own: it installs the counting allocator and compares
 //! process-wide heap and RSS peaks, which other tests running beside it would move.
 
+mod chinese;
 mod cli;
 mod common;
 mod errors;

@@ -1,4 +1,4 @@
-//! Noun-phrase candidates: the words are POS-tagged (src/tagger.rs) sentence by sentence and
+//! Noun-phrase candidates: the words are POS-tagged (src/candidates/tagger.rs) sentence by sentence and
 //! chunked with [`GRAMMAR`], `<NN.*|JJ|VBN>*<NN.*>`: each maximal run of nouns, adjectives and
 //! past participles, cut after its last noun. A chunk longer than `max_words` words, or whose
 //! first word is a stopword, is dropped. Leading generic modifiers ([`GENERIC_MODIFIERS`]:
@@ -17,10 +17,10 @@
 
 use std::sync::Arc;
 
+use crate::candidates::tagger::Tagger;
 use crate::config::MAX_PHRASE_WORDS;
 use crate::keywords::{Candidate, CandidateGenerator, StopwordNgrams, Word, WordKind};
 use crate::stopwords::is_stopword;
-use crate::tagger::Tagger;
 
 /// Longest noun phrase kept, in words (a hyphenated compound is one word).
 pub const MAX_NOUN_PHRASE_WORDS: usize = 5;

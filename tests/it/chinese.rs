@@ -1,0 +1,202 @@
+//! Chinese: jieba-rs against Python jieba (tests/fixtures/zh-segmentation.json,
+//! scripts/make_zh_fixtures.py), the multilingual model against the package it was made from
+//! and onnxruntime (tests/fixtures/e5-reference.json, scripts/make_model_e5.py), and the whole
+//! path from a Chinese text to a Chinese prompt.
+
+use std::path::PathBuf;
+
+use attnprompt::candidates::chinese::ChineseCandidates;
+use attnprompt::config::{Lang, Layers, Strategy, CHINESE_MODEL_NAME};
+use attnprompt::encoder::{Encoder, EncoderSpec};
+use attnprompt::lang::{LangSettings, Pipelines};
+use attnprompt::tokenize::TextTokenizer;
+use attnprompt::{scores, Config, Precision};
+use serde_json::Value;
+
+use crate::common;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> Value {
+    let path = root().join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn zh_model_dir() -> PathBuf {
+    root().join("models").join(CHINESE_MODEL_NAME)
+}
+
+/// jieba-rs without its default features, on the shipped dictionary, cuts words where Python
+/// jieba cuts them on the same dictionary, except that it keeps a run of ASCII letters and
+/// digits as one word (`4GB`, Python: `4` `GB`); it tags every dictionary word with the
+/// dictionary's tag (Python's part-of-speech mode differs on `位`, `很`); and it tags a Han
+/// word it does not know `x`, where Python guesses a tag with its part-of-speech HMM, which
+/// jieba-rs ships only with its default features (and their C dependency, zstd).
+#[test]
+fn segmentation_and_tags_follow_python_jieba_and_the_dictionary() {
+    let dict_dir = root().join("models/jieba");
+    let dict = std::fs::read_to_string(dict_dir.join("dict.txt")).unwrap();
+    let tag_of: std::collections::HashMap<&str, &str> = dict
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .collect();
+    let zh = ChineseCandidates::load(&dict_dir).unwrap();
+    let fx = fixture("zh-segmentation.json");
+    let alnum = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric());
+    for case in fx["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        // Python's word spans, adjacent ASCII letter-digit words merged
+        let mut want: Vec<(usize, usize)> = Vec::new();
+        let mut prev_alnum = false;
+        for w in case["words"].as_array().unwrap() {
+            let (word, start, end) = (
+                w[0].as_str().unwrap(),
+                w[2].as_u64().unwrap() as usize,
+                w[3].as_u64().unwrap() as usize,
+            );
+            match want.last_mut() {
+                Some(last) if prev_alnum && alnum(word) && last.1 == start => last.1 = end,
+                _ => want.push((start, end)),
+            }
+            prev_alnum = alnum(word);
+        }
+        let ours = zh.tag(text);
+        let spans: Vec<(usize, usize)> = ours.iter().map(|t| (t.byte_start, t.byte_end)).collect();
+        assert_eq!(spans, want, "{text}");
+        for t in &ours {
+            match tag_of.get(t.word) {
+                Some(tag) => assert_eq!(t.tag, *tag, "{text}: {}", t.word),
+                None if t.word.chars().any(attnprompt::lang::is_han) => {
+                    assert_eq!(t.tag, "x", "{text}: {}", t.word)
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// The tokenizer.json made from the package gives the package's own token ids, and tract's f32
+/// form gives the attention onnxruntime gives on the same file.
+#[test]
+fn multilingual_model_matches_the_package_and_onnxruntime() {
+    let dir = zh_model_dir();
+    let fx = fixture("e5-reference.json");
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 128).unwrap();
+    let spec = EncoderSpec {
+        max_seq: 128,
+        threads: 1,
+        precision: Precision::F32,
+        layers: Some(Layers::Last),
+        keep_model_outputs: false,
+        precision_reason: None,
+    };
+    let mut encoder = Encoder::load(&dir.join("model.onnx"), &spec).unwrap();
+    let last = encoder.facts().layers - 1;
+    let (mut got, mut scratch) = (Vec::new(), Vec::new());
+    let mut worst = 0f32;
+    for case in fx["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ids: Vec<u32> = case["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tok.tokenize(text).unwrap().ids, ids, "{text}");
+        let out = encoder.run(&ids).unwrap();
+        scores::token_scores(
+            &out,
+            ids.len(),
+            Strategy::Received,
+            &[last],
+            &mut got,
+            &mut scratch,
+        )
+        .unwrap();
+        let want = case["received_last_layer_f32"].as_array().unwrap();
+        for (g, w) in got.iter().zip(want) {
+            worst = worst.max((g - w.as_f64().unwrap() as f32).abs());
+        }
+    }
+    // measured 7.6e-6 (x86_64, 2026-12-03); onnxruntime's own fusions move these by 0.013
+    assert!(
+        worst <= 1e-4,
+        "last-layer received attention differs by {worst}"
+    );
+}
+
+fn pipelines(lang: Lang) -> Pipelines {
+    let mut base = Config::new(PathBuf::new());
+    base.precision = common::test_precision();
+    Pipelines::new(
+        lang,
+        LangSettings {
+            base,
+            model: None,
+            template_given: false,
+            candidates_given: false,
+        },
+    )
+}
+
+/// A Chinese text gets whole jieba words (never a piece of one) in a Chinese prompt; a mixed
+/// text gets a term in both scripts.
+#[test]
+fn chinese_text_gets_whole_words_and_a_chinese_prompt() {
+    let seg = fixture("zh-segmentation.json");
+    let mut p = pipelines(Lang::Auto);
+    for case in seg["cases"].as_array().unwrap().iter().take(3) {
+        let text = case["text"].as_str().unwrap();
+        let bounds: Vec<usize> = case["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| {
+                [
+                    w[2].as_u64().unwrap() as usize,
+                    w[3].as_u64().unwrap() as usize,
+                ]
+            })
+            .collect();
+        let (lang, out) = p.run_bytes(text.as_bytes());
+        let out = out.unwrap();
+        assert_eq!(lang, Some(Lang::Zh));
+        assert!(
+            out.prompt.starts_with("请回答以下问题：什么是"),
+            "{}",
+            out.prompt
+        );
+        assert!(out.prompt.ends_with('？'), "{}", out.prompt);
+        assert!(!out.keywords.is_empty());
+        for k in &out.keywords {
+            assert!(
+                bounds.contains(&k.start) && bounds.contains(&k.end),
+                "{text}: keyword {:?} is not made of whole words",
+                k.text
+            );
+            // a lone character is a keyword only where jieba tags it a noun
+            if k.text.chars().count() == 1 {
+                let w = case["words"].as_array().unwrap().iter().find(|w| {
+                    w[2].as_u64() == Some(k.start as u64) && w[3].as_u64() == Some(k.end as u64)
+                });
+                assert!(
+                    w.is_some_and(|w| w[1].as_str().unwrap().starts_with('n')),
+                    "{text}: {:?}",
+                    k.text
+                );
+            }
+        }
+        if text.starts_with("BERT") {
+            assert!(
+                out.keywords.iter().any(|k| k.text == "BERT模型"),
+                "{:?}",
+                out.keywords
+            );
+        }
+    }
+}
