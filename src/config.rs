@@ -316,6 +316,12 @@ impl Config {
     }
 }
 
+/// The model directory built into the binary (feature `embed-model`), if any.
+pub fn embedded_model_dir() -> Option<PathBuf> {
+    crate::files::has_embedded_files()
+        .then(|| Path::new(crate::files::EMBEDDED_DIR).join(DEFAULT_MODEL_NAME))
+}
+
 /// Where the shipped model is looked for, in order: `models/<name>` next to the binary, one and
 /// two levels above it (an unpacked release, `target/<profile>/` in a checkout), then the source
 /// tree this crate was built from.
@@ -364,7 +370,7 @@ pub fn resolve_model_dir_for(explicit: Option<&Path>, lang: Lang) -> Result<Path
     let name = if lang == Lang::Zh {
         CHINESE_MODEL_NAME
     } else {
-        if let Some(dir) = crate::files::embedded_model_dir() {
+        if let Some(dir) = embedded_model_dir() {
             return Ok(dir);
         }
         DEFAULT_MODEL_NAME
@@ -386,6 +392,19 @@ pub fn resolve_model_dir_for(explicit: Option<&Path>, lang: Lang) -> Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `error.rs` depends on nothing, so its messages spell the variable out: the same one.
+    #[test]
+    fn model_errors_name_the_model_variable() {
+        let e = Error::ModelDirMissing {
+            path: PathBuf::from("x"),
+        };
+        assert!(e.to_string().contains(MODEL_ENV));
+        let e = Error::NoDefaultModel {
+            looked_in: String::new(),
+        };
+        assert!(e.to_string().contains(MODEL_ENV));
+    }
 
     #[test]
     fn layers_parse() {

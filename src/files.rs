@@ -5,9 +5,7 @@
 //! downstream (messages, `inspect`, the memory plan) names them like files on disk; only the
 //! loaders ask this module for their bytes.
 
-use std::path::{Path, PathBuf};
-
-use crate::config::DEFAULT_MODEL_NAME;
+use std::path::Path;
 
 /// The directory the embedded files appear under. Nothing on disk is read under this name.
 pub const EMBEDDED_DIR: &str = "(embedded)";
@@ -28,9 +26,9 @@ static EMBEDDED: [(&str, &[u8]); 3] = [
     ),
 ];
 
-/// The embedded model directory, if this binary was built with `embed-model`.
-pub fn embedded_model_dir() -> Option<PathBuf> {
-    cfg!(feature = "embed-model").then(|| Path::new(EMBEDDED_DIR).join(DEFAULT_MODEL_NAME))
+/// Whether this binary was built with `embed-model`.
+pub const fn has_embedded_files() -> bool {
+    cfg!(feature = "embed-model")
 }
 
 /// The bytes of an embedded file, if `path` names one.
@@ -55,9 +53,26 @@ pub fn is_file(path: &Path) -> bool {
     embedded(path).is_some() || path.is_file()
 }
 
-/// Whether `dir` is a directory on disk or the embedded model directory.
+/// Whether `dir` is a directory on disk or one the embedded files are under.
 pub fn is_dir(dir: &Path) -> bool {
-    embedded_model_dir().is_some_and(|d| d == dir) || dir.is_dir()
+    embedded_dir(dir) || dir.is_dir()
+}
+
+fn embedded_dir(dir: &Path) -> bool {
+    #[cfg(feature = "embed-model")]
+    {
+        dir.strip_prefix(EMBEDDED_DIR).is_ok_and(|rel| {
+            !rel.as_os_str().is_empty()
+                && EMBEDDED
+                    .iter()
+                    .any(|(name, _)| Path::new(name).starts_with(rel))
+        })
+    }
+    #[cfg(not(feature = "embed-model"))]
+    {
+        let _ = dir;
+        false
+    }
 }
 
 /// Size in bytes of a file on disk or an embedded one.
@@ -73,39 +88,5 @@ pub fn read(path: &Path) -> std::io::Result<std::borrow::Cow<'static, [u8]>> {
     match embedded(path) {
         Some(bytes) => Ok(bytes.into()),
         None => std::fs::read(path).map(Into::into),
-    }
-}
-
-#[cfg(all(test, feature = "embed-model"))]
-mod tests {
-    use super::*;
-    use crate::candidates::tagger::{DEFAULT_TAGGER_NAME, TAGGER_FILE};
-    use crate::config::{MODEL_FILE, TOKENIZER_FILE};
-
-    /// The embedded names are the ones the loaders ask for, and the bytes are the shipped files.
-    #[test]
-    fn embedded_files_are_the_shipped_ones() {
-        let dir = embedded_model_dir().unwrap();
-        let tagger = Path::new(EMBEDDED_DIR)
-            .join(DEFAULT_TAGGER_NAME)
-            .join(TAGGER_FILE);
-        for (path, shipped) in [
-            (dir.join(MODEL_FILE), "all-MiniLM-L6-v2-int8/model.onnx"),
-            (
-                dir.join(TOKENIZER_FILE),
-                "all-MiniLM-L6-v2-int8/tokenizer.json",
-            ),
-            (tagger, "pos-tagger-ewt/tagger.bin"),
-        ] {
-            let on_disk = std::fs::read(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("models")
-                    .join(shipped),
-            )
-            .unwrap();
-            assert_eq!(&*read(&path).unwrap(), &on_disk[..], "{}", path.display());
-        }
-        assert!(is_dir(&dir));
-        assert!(!is_file(&dir.join("other.onnx")));
     }
 }

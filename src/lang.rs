@@ -6,15 +6,10 @@
 
 use std::path::PathBuf;
 
+use crate::candidates::chinese::is_han;
 use crate::config::{resolve_model_dir_for, Candidates, Config, Lang};
 use crate::error::{Error, Result};
 use crate::pipeline::{check_bytes, Output, Pipeline};
-
-/// Whether a character is a Han (Chinese) ideograph.
-pub fn is_han(c: char) -> bool {
-    matches!(c as u32,
-        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
-}
 
 /// The language of `text` by its script: Chinese when Han characters are at least a quarter
 /// as many as its other letters (a character carries about what a short English word does),

@@ -509,3 +509,40 @@ impl Config {
         }
     }
 }
+
+/// The embedded files (`files.rs`) are the ones the loaders ask for.
+#[cfg(all(test, feature = "embed-model"))]
+mod embedded_tests {
+    use std::path::Path;
+
+    use crate::candidates::tagger::{DEFAULT_TAGGER_NAME, TAGGER_FILE};
+    use crate::config::{embedded_model_dir, MODEL_FILE, TOKENIZER_FILE};
+    use crate::files::{is_dir, is_file, read, EMBEDDED_DIR};
+
+    /// The embedded names are the ones the loaders ask for, and the bytes are the shipped files.
+    #[test]
+    fn embedded_files_are_the_shipped_ones() {
+        let dir = embedded_model_dir().unwrap();
+        let tagger = Path::new(EMBEDDED_DIR)
+            .join(DEFAULT_TAGGER_NAME)
+            .join(TAGGER_FILE);
+        for (path, shipped) in [
+            (dir.join(MODEL_FILE), "all-MiniLM-L6-v2-int8/model.onnx"),
+            (
+                dir.join(TOKENIZER_FILE),
+                "all-MiniLM-L6-v2-int8/tokenizer.json",
+            ),
+            (tagger, "pos-tagger-ewt/tagger.bin"),
+        ] {
+            let on_disk = std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("models")
+                    .join(shipped),
+            )
+            .unwrap();
+            assert_eq!(&*read(&path).unwrap(), &on_disk[..], "{}", path.display());
+        }
+        assert!(is_dir(&dir));
+        assert!(!is_file(&dir.join("other.onnx")));
+    }
+}

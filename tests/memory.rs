@@ -216,3 +216,40 @@ fn no_heap_growth_over_many_texts() {
         "peak RSS grew from {rss_warm} to {rss_end} bytes"
     );
 }
+
+/// The Chinese pipeline (multilingual model, Unigram tokenizer, jieba) against its measured
+/// heap at the default sequence length: the plan must not be under what it holds and uses.
+#[test]
+fn chinese_plan_agrees_with_measured_peak_heap() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(attnprompt::config::CHINESE_MODEL_NAME);
+    let mut c = common::config(dir);
+    c.candidates = attnprompt::Candidates::Jieba;
+    c.template = "zh".into();
+    let before = heap::current_bytes();
+    let mut p = Pipeline::load(c).unwrap();
+    let held = heap::current_bytes() - before;
+    heap::reset_peak();
+    let base = heap::current_bytes();
+    let runs = if emulated() { 1 } else { 8 };
+    for i in 0..runs {
+        let text = "边缘设备上的量化模型读取注意力，找出文本的关键词。".repeat(1 + i * 3);
+        p.run(&text).unwrap();
+    }
+    // the longest text accepted, which the tokenizer part of the plan provides for
+    let longest = "模型".repeat(attnprompt::config::MAX_TEXT_BYTES / 6);
+    p.run(&longest).unwrap();
+    let measured = (held + heap::peak_bytes() - base) as u64;
+    let plan = p.memory_plan().total();
+    let ratio = plan as f64 / measured as f64;
+    eprintln!(
+        "zh seq 128: plan {plan} measured {measured} (held {held}) ratio {ratio:.3}\n{}",
+        p.memory_plan()
+    );
+    assert!(
+        (1.0..=1.25).contains(&ratio),
+        "plan {plan} vs measured {measured} (ratio {ratio:.3})"
+    );
+}

@@ -37,6 +37,12 @@ pub const CHINESE_STOPWORDS: [&str; 32] = [
 /// with the counting allocator on the shipped dictionary (349,045 entries: 29.9 MB), x86_64.
 pub const JIEBA_BYTES_PER_ENTRY: usize = 86;
 
+/// Whether a character is a Han (Chinese) ideograph.
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
+}
+
 /// Whether a jieba tag marks a noun-like word.
 fn is_noun(tag: &str) -> bool {
     tag.starts_with('n') || matches!(tag, "vn" | "an" | "j" | "eng")
@@ -123,12 +129,7 @@ impl CandidateGenerator for ChineseCandidates {
         let tags = self.jieba.tag(text, true);
         let n = words.len().min(tags.len());
         let surface = |i: usize| &text[words[i].start..words[i].end];
-        let han_chars = |i: usize| {
-            surface(i)
-                .chars()
-                .filter(|&c| crate::lang::is_han(c))
-                .count()
-        };
+        let han_chars = |i: usize| surface(i).chars().filter(|&c| is_han(c)).count();
         let adjacent = |i: usize| i > 0 && words[i - 1].end == words[i].start;
         // A word jieba does not know (tag `x`: e.g. traditional characters, which its
         // simplified dictionary lacks) of two Han characters or more may be a term.
