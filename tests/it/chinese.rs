@@ -200,3 +200,61 @@ fn chinese_text_gets_whole_words_and_a_chinese_prompt() {
         }
     }
 }
+
+/// The candidate rules on jieba's words: runs `<a|b>*<noun>+` and their sub-runs ending in a
+/// noun, a one-character noun suffix joined to the word before it and never alone, verbs and
+/// function words left out, content words as the fallback of a text without nouns. Expected
+/// lists worked out by hand from the tags in tests/fixtures/zh-segmentation.json.
+#[test]
+fn chinese_candidates_follow_their_rules() {
+    use attnprompt::keywords::{CandidateGenerator, Word, WordKind};
+
+    let zh = ChineseCandidates::load(&root().join("models/jieba")).unwrap();
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "人工智能大模型的提示词知识迁移技术可以提高模型在目标任务上的性能。",
+            &[
+                "人工智能",
+                "人工智能大模型",
+                "大模型",
+                "模型",
+                "提示词",
+                "技术",
+                "模型",
+                "目标",
+                "目标任务",
+                "任务",
+                "性能",
+            ],
+        ),
+        ("我喜欢阅读", &["喜欢", "阅读"]),
+        (
+            "BERT模型在树莓派上运行",
+            &["BERT", "BERT模型", "模型", "树莓"],
+        ),
+    ];
+    for (text, want) in cases {
+        let mut spans = Vec::new();
+        assert!(zh.segment(text, &mut spans));
+        let words: Vec<Word> = spans
+            .iter()
+            .map(|&(start, end)| Word {
+                start,
+                end,
+                score: 0.0,
+                kind: if text[start..end].chars().any(char::is_alphanumeric) {
+                    WordKind::Content
+                } else {
+                    WordKind::Punctuation
+                },
+            })
+            .collect();
+        let mut out = Vec::new();
+        zh.candidates(text, &words, &mut out);
+        let got: Vec<&str> = out
+            .iter()
+            .map(|c| &text[words[c.first].start..words[c.first + c.len - 1].end])
+            .collect();
+        assert_eq!(got, want, "{text}");
+    }
+}
