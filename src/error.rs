@@ -37,6 +37,11 @@ pub enum Error {
     #[error("cannot load the Chinese dictionary {path}: {reason}")]
     DictionaryLoad { path: PathBuf, reason: String },
 
+    /// A language's pipeline, loaded when a text first needed it, could not be (the reason is
+    /// kept and given to every text of that language).
+    #[error("{0}")]
+    LanguagePipeline(String),
+
     #[error("{path} line {line}: {reason}")]
     Dataset {
         path: PathBuf,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::candidates::chinese::is_han;
 use crate::config::{resolve_model_dir_for, Candidates, Config, Lang};
 use crate::error::{Error, Result};
+use crate::memory::format_size;
 use crate::pipeline::{check_bytes, Output, Pipeline};
 
 /// The language of `text` by its script: Chinese when Han characters are at least a quarter
@@ -93,7 +94,7 @@ impl Pipelines {
     pub fn get(&mut self, lang: Lang) -> Result<&mut Pipeline> {
         let slot = usize::from(lang == Lang::Zh);
         if let Some(reason) = &self.failed[slot] {
-            return Err(Error::Config(reason.clone()));
+            return Err(Error::LanguagePipeline(reason.clone()));
         }
         let (this, other) = if lang == Lang::Zh {
             (&mut self.zh, &self.en)
@@ -101,9 +102,12 @@ impl Pipelines {
             (&mut self.en, &self.zh)
         };
         if this.is_none() {
+            let mut shared = None;
             let loaded = self.settings.config(lang).and_then(|mut cfg| {
                 if let (Some(budget), Some(o)) = (cfg.memory_budget, other) {
-                    cfg.memory_budget = Some(budget.saturating_sub(o.memory_plan().total()));
+                    let used = o.memory_plan().total();
+                    cfg.memory_budget = Some(budget.saturating_sub(used));
+                    shared = Some((budget, used));
                 }
                 log::info!(
                     "loading {} for {} text",
@@ -112,14 +116,21 @@ impl Pipelines {
                 );
                 Pipeline::load(cfg)
             });
-            match loaded {
-                Ok(p) => *this = Some(p),
-                Err(e) => {
-                    let reason = format!("the {} pipeline could not be loaded: {e}", lang.name());
-                    self.failed[slot] = Some(reason);
-                    return Err(e);
-                }
+            if let Err(e) = loaded {
+                let reason = match shared {
+                    Some((budget, used)) => format!(
+                        "the {} pipeline does not fit in what the other language's pipeline \
+                         ({}) left of the memory budget of {}: {e}",
+                        lang.name(),
+                        format_size(used),
+                        format_size(budget)
+                    ),
+                    None => format!("the {} pipeline could not be loaded: {e}", lang.name()),
+                };
+                self.failed[slot] = Some(reason.clone());
+                return Err(Error::LanguagePipeline(reason));
             }
+            *this = loaded.ok();
         }
         Ok(this.as_mut().expect("loaded above"))
     }
