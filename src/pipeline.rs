@@ -254,7 +254,11 @@ impl Pipeline {
             &mut b.scores,
             &mut b.scratch,
         )?;
-        if self.candidates.segment(text, &mut b.spans) {
+        // Only the part the model read is segmented: words past it would score nothing.
+        if self
+            .candidates
+            .segment(&text[..b.tokens.kept_bytes], &mut b.spans)
+        {
             keywords::words_from_spans(
                 text,
                 &b.tokens,

@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use attnprompt::config::MAX_TEXT_BYTES;
 use attnprompt::heap::{self, CountingAlloc};
 use attnprompt::{Config, Error, Pipeline, Precision};
 
@@ -33,8 +34,23 @@ fn text(i: usize) -> String {
 
 /// What the pipeline holds, measured: heap held after load plus the most it adds while running.
 fn measured_peak(max_seq: usize, runs: usize) -> (u64, Pipeline, u64) {
+    measured_peak_of(
+        config(max_seq),
+        runs,
+        text,
+        &"edge ".repeat(MAX_TEXT_BYTES / 5),
+    )
+}
+
+/// [`measured_peak`] for any configuration, texts and longest text.
+fn measured_peak_of(
+    config: Config,
+    runs: usize,
+    text: impl Fn(usize) -> String,
+    longest: &str,
+) -> (u64, Pipeline, u64) {
     let before = heap::current_bytes();
-    let mut p = Pipeline::load(config(max_seq)).unwrap();
+    let mut p = Pipeline::load(config).unwrap();
     let held = heap::current_bytes() - before;
     heap::reset_peak();
     let base = heap::current_bytes();
@@ -42,8 +58,7 @@ fn measured_peak(max_seq: usize, runs: usize) -> (u64, Pipeline, u64) {
         p.run(&text(i)).unwrap();
     }
     // and the longest text accepted, which the tokenizer part of the plan provides for
-    let longest = "edge ".repeat(attnprompt::config::MAX_TEXT_BYTES / 5);
-    p.run(&longest).unwrap();
+    p.run(longest).unwrap();
     let running = heap::peak_bytes() - base;
     ((held + running) as u64, p, held as u64)
 }
@@ -228,20 +243,9 @@ fn chinese_plan_agrees_with_measured_peak_heap() {
     let mut c = common::config(dir);
     c.candidates = attnprompt::Candidates::Jieba;
     c.template = "zh".into();
-    let before = heap::current_bytes();
-    let mut p = Pipeline::load(c).unwrap();
-    let held = heap::current_bytes() - before;
-    heap::reset_peak();
-    let base = heap::current_bytes();
     let runs = if emulated() { 1 } else { 8 };
-    for i in 0..runs {
-        let text = "边缘设备上的量化模型读取注意力，找出文本的关键词。".repeat(1 + i * 3);
-        p.run(&text).unwrap();
-    }
-    // the longest text accepted, which the tokenizer part of the plan provides for
-    let longest = "模型".repeat(attnprompt::config::MAX_TEXT_BYTES / 6);
-    p.run(&longest).unwrap();
-    let measured = (held + heap::peak_bytes() - base) as u64;
+    let text = |i: usize| "边缘设备上的量化模型读取注意力，找出文本的关键词。".repeat(1 + i * 3);
+    let (measured, p, held) = measured_peak_of(c, runs, text, &"模型".repeat(MAX_TEXT_BYTES / 6));
     let plan = p.memory_plan().total();
     let ratio = plan as f64 / measured as f64;
     eprintln!(

@@ -58,9 +58,15 @@ fn is_content(tag: &str) -> bool {
     is_noun(tag) || matches!(tag, "v" | "a" | "i" | "l" | "vd" | "ad")
 }
 
+/// A jieba tag (`n`, `nrfg`, `eng`, …: at most four ASCII letters), kept without allocating.
+type TagName = heapless::String<8>;
+
 pub struct ChineseCandidates {
     jieba: Jieba,
     entries: usize,
+    /// The spans and tags of the text `segment` last cut, so `candidates` does not run jieba a
+    /// second time on the same text.
+    last: std::cell::RefCell<Vec<((usize, usize), TagName)>>,
 }
 
 impl ChineseCandidates {
@@ -80,12 +86,32 @@ impl ChineseCandidates {
         if entries == 0 {
             return Err(err("no entries".into()));
         }
-        Ok(ChineseCandidates { jieba, entries })
+        Ok(ChineseCandidates {
+            jieba,
+            entries,
+            last: std::cell::RefCell::new(Vec::new()),
+        })
     }
 
     /// Words of `text` with their byte spans and jieba tags.
     pub fn tag<'a>(&'a self, text: &'a str) -> Vec<jieba_rs::Tag<'a>> {
         self.jieba.tag(text, true)
+    }
+
+    /// Cuts and tags `text` into `self.last`.
+    fn cut(&self, text: &str) {
+        let mut last = self.last.borrow_mut();
+        last.clear();
+        last.extend(self.jieba.tag(text, true).iter().map(|t| {
+            let mut tag = TagName::new();
+            // jieba's tags are at most four ASCII letters; a longer one is cut, never lost
+            for c in t.tag.chars() {
+                if tag.push(c).is_err() {
+                    break;
+                }
+            }
+            ((t.byte_start, t.byte_end), tag)
+        }));
     }
 }
 
@@ -107,13 +133,9 @@ pub fn default_dict_dir(model_dir: &Path) -> Option<PathBuf> {
 
 impl CandidateGenerator for ChineseCandidates {
     fn segment(&self, text: &str, out: &mut Vec<(usize, usize)>) -> bool {
+        self.cut(text);
         out.clear();
-        out.extend(
-            self.jieba
-                .tag(text, true)
-                .iter()
-                .map(|t| (t.byte_start, t.byte_end)),
-        );
+        out.extend(self.last.borrow().iter().map(|(span, _)| *span));
         true
     }
 
@@ -125,28 +147,41 @@ impl CandidateGenerator for ChineseCandidates {
 
     fn candidates(&self, text: &str, words: &[Word], out: &mut Vec<Candidate>) {
         out.clear();
-        // `words` are this text's jieba words in order, cut where the model's tokens stopped.
-        let tags = self.jieba.tag(text, true);
-        let n = words.len().min(tags.len());
+        // `words` are this text's jieba words in order, cut where the model's tokens stopped:
+        // the ones `segment` just made, unless the caller made them otherwise.
+        let same = {
+            let last = self.last.borrow();
+            last.len() >= words.len()
+                && words
+                    .iter()
+                    .zip(last.iter())
+                    .all(|(w, (span, _))| (w.start, w.end) == *span)
+        };
+        if !same {
+            self.cut(text);
+        }
+        let last = self.last.borrow();
+        let n = words.len().min(last.len());
+        let tag_of = |i: usize| last[i].1.as_str();
         let surface = |i: usize| &text[words[i].start..words[i].end];
         let han_chars = |i: usize| surface(i).chars().filter(|&c| is_han(c)).count();
         let adjacent = |i: usize| i > 0 && words[i - 1].end == words[i].start;
         // A word jieba does not know (tag `x`: e.g. traditional characters, which its
         // simplified dictionary lacks) of two Han characters or more may be a term.
-        let noun = |i: usize| is_noun(tags[i].tag) || (tags[i].tag == "x" && han_chars(i) >= 2);
+        let noun = |i: usize| is_noun(tag_of(i)) || (tag_of(i) == "x" && han_chars(i) >= 2);
         // A single-character noun right after a word is a suffix that makes a compound with it
         // (提示 + 词 → 提示词, 处理 + 器), never a keyword alone.
         let suffix = |i: usize| {
             adjacent(i)
                 && han_chars(i) == 1
                 && surface(i).chars().count() == 1
-                && tags[i].tag.starts_with('n')
+                && tag_of(i).starts_with('n')
                 && han_chars(i - 1) >= 1
         };
         let usable = |i: usize| words[i].kind == WordKind::Content;
-        let tag_of = |i: usize| tags[i].tag;
+        let tag_of = |i: usize| tag_of(i);
         let in_run = |i: usize| {
-            usable(i) && (noun(i) || is_modifier(tags[i].tag) || (i + 1 < n && suffix(i + 1)))
+            usable(i) && (noun(i) || is_modifier(tag_of(i)) || (i + 1 < n && suffix(i + 1)))
         };
         let mut i = 0;
         while i < n {
@@ -199,7 +234,7 @@ impl CandidateGenerator for ChineseCandidates {
     }
 
     fn memory_bytes(&self, max_seq: usize) -> usize {
-        // the dictionary, and per text jieba's tags (a Vec of spans per call)
+        // the dictionary, and per text jieba's tags: its own result and the spans and tags kept
         self.entries * JIEBA_BYTES_PER_ENTRY + 2 * max_seq * std::mem::size_of::<jieba_rs::Tag>()
     }
 }
