@@ -85,6 +85,9 @@ pub enum Error {
     #[error("no keyword candidates: the text has only stopwords, punctuation or unknown tokens within the first {max_seq} tokens")]
     NoKeywords { max_seq: usize },
 
+    #[error("the model's vocabulary does not cover this text: all its {unknown} tokens are unknown to the model (a script or symbols it was not trained on)")]
+    NotCovered { unknown: usize },
+
     #[error("the prompt needs {needed} bytes but the prompt buffer holds {capacity} bytes; use a shorter template or text")]
     PromptTooLong { needed: usize, capacity: usize },
 }
@@ -99,6 +102,7 @@ impl Error {
                 | Error::InvalidUtf8 { .. }
                 | Error::Tokenize(_)
                 | Error::NoKeywords { .. }
+                | Error::NotCovered { .. }
                 | Error::PromptTooLong { .. }
         )
     }

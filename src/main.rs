@@ -45,7 +45,8 @@ Templates (--template): a built-in name or your own text with placeholders
 
 Exit codes:
   0  every text succeeded
-  1  at least one text failed (empty, too long, invalid UTF-8, no keyword candidates, prompt too long)
+  1  at least one text failed (empty, too long, invalid UTF-8, not covered by the model's
+     vocabulary, no keyword candidates, prompt too long)
   2  bad command-line arguments
   3  the model, tokenizer, template or settings could not be loaded
   4  the input could not be read or the output could not be written"

@@ -132,6 +132,10 @@ pub fn parse_size(s: &str) -> Result<u64> {
     if !bytes.is_finite() || bytes < 1.0 {
         return Err(bad());
     }
+    // 2^64 bytes and up would wrap; no device has a sixteenth of that.
+    if bytes >= u64::MAX as f64 {
+        return Err(Error::Config(format!("the size `{s}` is too large")));
+    }
     Ok(bytes as u64)
 }
 
@@ -162,7 +166,17 @@ mod tests {
         assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
         assert_eq!(parse_size("200MB").unwrap(), 200_000_000);
         assert_eq!(parse_size(" 4096 ").unwrap(), 4096);
-        for bad in ["", "MiB", "12 parsecs", "-5M", "0", "1..2M"] {
+        for bad in [
+            "",
+            "MiB",
+            "12 parsecs",
+            "-5M",
+            "0",
+            "1..2M",
+            "99999999TiB",
+            "99999999999999999999999",
+            "17179869184G",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

@@ -17,7 +17,7 @@ use crate::memory::{format_size, MemoryPart, MemoryPlan};
 use crate::precision::Precision;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
-use crate::tokenize::{TextTokenizer, Tokens};
+use crate::tokenize::{SpecialIds, TextTokenizer, Tokens};
 
 /// Microseconds spent in each stage of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -242,6 +242,10 @@ impl Pipeline {
         let t1 = Instant::now();
 
         let special = self.tokenizer.special_ids();
+        if let Some(unknown) = all_unknown(&b.tokens, text, &special) {
+            // Nothing for the model to read: say so rather than run it for an empty answer.
+            return Err(Error::NotCovered { unknown });
+        }
         let output = self.encoder.run(&b.tokens.ids)?;
         let t2 = Instant::now();
 
@@ -385,6 +389,25 @@ fn memory_plan(
             },
         ],
     }
+}
+
+/// Some(n) when the text has n unknown tokens and no known word: every other token is special
+/// or punctuation (no letter or digit in its span of `text`).
+fn all_unknown(tokens: &Tokens, text: &str, special: &SpecialIds) -> Option<usize> {
+    let unk = special.unk?;
+    let mut unknown = 0;
+    for (&id, &(start, end)) in tokens.ids.iter().zip(&tokens.offsets) {
+        if id == unk {
+            unknown += 1;
+        } else if !special.contains(id)
+            && text
+                .get(start..end)
+                .is_some_and(|t| t.chars().any(char::is_alphanumeric))
+        {
+            return None;
+        }
+    }
+    (unknown > 0).then_some(unknown)
 }
 
 /// The error for a plan over budget: every part, and the longest sequence that would fit.

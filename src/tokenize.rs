@@ -45,6 +45,8 @@ pub struct SpecialIds {
     pub start: u32,
     /// The token a text ends with.
     pub end: u32,
+    /// The token for text the vocabulary does not cover (`[UNK]`, `<unk>`), if it has one.
+    pub unk: Option<u32>,
     ids: [u32; MAX_SPECIAL_TOKENS],
     len: usize,
 }
@@ -55,6 +57,7 @@ impl SpecialIds {
         let mut s = SpecialIds {
             start,
             end,
+            unk: None,
             ids: [0; MAX_SPECIAL_TOKENS],
             len: 0,
         };
@@ -176,9 +179,31 @@ fn special_ids(inner: &Tokenizer) -> std::result::Result<SpecialIds, String> {
     if let tokenizers::ModelWrapper::WordPiece(m) = inner.get_model() {
         others.extend(inner.token_to_id(&m.unk_token));
     }
-    SpecialIds::new(start, end, &others)
-        .ok_or_else(|| format!("it declares more than {MAX_SPECIAL_TOKENS} special tokens"))
+    let mut special = SpecialIds::new(start, end, &others)
+        .ok_or_else(|| format!("it declares more than {MAX_SPECIAL_TOKENS} special tokens"))?;
+    // The unknown token: named by a WordPiece or BPE model; for the others (Unigram, whose
+    // unknown id is not public) the special token that a character no vocabulary covers (a
+    // private-use code point, …) becomes. A byte-fallback vocabulary has none.
+    special.unk = match inner.get_model() {
+        tokenizers::ModelWrapper::WordPiece(m) => inner.token_to_id(&m.unk_token),
+        tokenizers::ModelWrapper::BPE(m) => {
+            m.unk_token.as_deref().and_then(|t| inner.token_to_id(t))
+        }
+        _ => inner
+            .encode(UNCOVERED_PROBE, false)
+            .map_err(|e| e.to_string())?
+            .get_ids()
+            .iter()
+            .copied()
+            .find(|&id| special.contains(id)),
+    };
+    Ok(special)
 }
+
+/// Characters in no vocabulary's training text (private-use code points, a CJK extension B
+/// ideograph, Tifinagh, a mathematical letter): a normalizer may drop one, a vocabulary may
+/// still hold another, but not all.
+const UNCOVERED_PROBE: &str = "\u{E000} \u{F0000} \u{20000} \u{2D63} \u{1D518}";
 
 #[cfg(test)]
 mod tests {
@@ -229,6 +254,7 @@ mod tests {
         assert_eq!((s.start, s.end), (0, 2));
         assert!([0, 1, 2, 3].iter().all(|&id| s.contains(id)));
         assert!(!(4..9).any(|id| s.contains(id)));
+        assert_eq!(s.unk, Some(3)); // "unk_id" in the file above
         let t = tok.tokenize("the tokenizer works").unwrap();
         assert_eq!(t.ids, [0, 4, 5, 6, 7, 2]);
         // Metaspace offsets include the space before a word (keywords.rs trims it).
@@ -252,5 +278,15 @@ mod tests {
         assert_eq!((s.start, s.end), (101, 102));
         assert!([0, 100, 101, 102, 103].iter().all(|&id| s.contains(id)));
         assert!(!s.contains(1996)); // "the"
+        assert_eq!(s.unk, Some(100)); // "unk_token": "[UNK]", id 100 in its vocab
+    }
+
+    #[test]
+    fn unknown_token_of_the_shipped_unigram_vocabulary() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/multilingual-e5-small-zh-en-int8/tokenizer.json");
+        let s = TextTokenizer::load(&path, 16).unwrap().special_ids();
+        // Its tokenizer.json: <s> 0, </s> 2, "unk_id": 3.
+        assert_eq!((s.start, s.end, s.unk), (0, 2, Some(3)));
     }
 }

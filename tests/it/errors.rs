@@ -72,7 +72,7 @@ fn missing_tokenizer() {
 fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
     let mut p = shipped_pipeline();
     type Expected = fn(&Error) -> bool;
-    let cases: [(&[u8], Expected); 5] = [
+    let cases: [(&[u8], Expected); 7] = [
         (b"", |e| matches!(e, Error::EmptyText)),
         (b" \t \n", |e| matches!(e, Error::EmptyText)),
         (b"caf\xe9", |e| {
@@ -81,6 +81,16 @@ fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
         (b"the of and . , !", |e| {
             matches!(e, Error::NoKeywords { .. })
         }),
+        // Tifinagh: not in the English vocabulary, a [UNK] per word; said before inference.
+        (
+            "ⵜⴰⵎⴰⵣⵉⵖⵜ ⵜⴰⵎⴰⵣⵉⵖⵜ".as_bytes(),
+            |e| matches!(e, Error::NotCovered { unknown: 2 }),
+        ),
+        // Unknown words and punctuation only are still "not covered".
+        (
+            "ⵜⴰⵎⴰⵣⵉⵖⵜ, ⵜⴰⵎⴰⵣⵉⵖⵜ!".as_bytes(),
+            |e| matches!(e, Error::NotCovered { .. }),
+        ),
         (
             &[b'a'; MAX_TEXT_BYTES + 1],
             |e| matches!(e, Error::TextTooLong { len, max } if *len == MAX_TEXT_BYTES + 1 && *max == MAX_TEXT_BYTES),
@@ -95,6 +105,9 @@ fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
         );
         assert!(err.is_input_error());
     }
+    // One known word among unknown ones is enough to answer.
+    let out = p.run("ⵜⴰⵎⴰⵣⵉⵖⵜ sensors ⵜⴰⵎⴰⵣⵉⵖⵜ").unwrap();
+    assert_eq!(out.keywords[0].text, "sensors");
     // after all that, the same pipeline still works
     let out = p
         .run("Tract plans the model once and runs it many times.")
