@@ -260,6 +260,43 @@ fn dequantized(
     })
 }
 
+/// What [`dequantize_weights`] adds to [`initializer_bytes`], computed without running it: each
+/// int8 weight of a `MatMulInteger` becomes f32 (4 bytes per element instead of 1). The zero
+/// points and scales it drops are not taken off (a few KiB: an upper bound).
+pub fn f32_widening_bytes(model: &ModelProto) -> u64 {
+    let Some(graph) = model.graph.as_ref() else {
+        return 0;
+    };
+    let weights: HashSet<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMulInteger")
+        .filter_map(|n| n.input.get(1).map(String::as_str))
+        .collect();
+    graph
+        .initializer
+        .iter()
+        .filter(|t| weights.contains(t.name.as_str()))
+        .map(|t| 3 * t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>())
+        .sum()
+}
+
+/// Bytes of the constants as the protobuf stores them (no folding).
+pub fn stored_bytes(model: &ModelProto) -> u64 {
+    model
+        .graph
+        .iter()
+        .flat_map(|g| g.initializer.iter())
+        .map(|t| {
+            let elements: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
+            DataType::try_from(t.data_type)
+                .ok()
+                .and_then(|dt| DatumType::try_from(dt).ok())
+                .map_or(t.raw_data.len() as u64, |dt| elements * dt.size_of() as u64)
+        })
+        .sum()
+}
+
 /// Bytes of the constants the graph holds (its initializers), as tract will hold them: a
 /// constant dequantized by a `DequantizeLinear` node (weight-only quantization) is folded to f32
 /// at load, so it counts 4 bytes per element.

@@ -39,6 +39,10 @@ pub struct EncoderSpec {
     /// Why the precision was chosen, when the caller decided it (e.g. the budget fallback);
     /// `None`: `precision::choose` says why.
     pub precision_reason: Option<String>,
+    /// Bytes of heap the model may take at the peak of its load (what the memory budget leaves
+    /// once the process and the rest of the pipeline are counted); checked before the model file
+    /// is read and again before tract parses it. `None`: no budget.
+    pub load_budget: Option<u64>,
 }
 
 impl EncoderSpec {
@@ -51,6 +55,7 @@ impl EncoderSpec {
             layers: None,
             keep_model_outputs: false,
             precision_reason: None,
+            load_budget: None,
         }
     }
 }
@@ -84,6 +89,9 @@ pub struct ModelFacts {
     /// they cannot be counted from outside; what it holds was measured at 1.02× this for the
     /// shipped int8 model and 0.96× for its fp32 source.
     pub weight_bytes: u64,
+    /// Heap the model's load takes at its peak (`memory::model_load_peak` of the file and the
+    /// chosen form's weights, sized from the protobuf), what the budget was checked against.
+    pub load_peak_bytes: u64,
     /// Peak bytes of the tensors alive at once during one run of `max_seq` tokens, the
     /// longest (see `memory.rs`).
     pub activations_bytes: u64,
@@ -175,6 +183,15 @@ impl Encoder {
             lap = std::time::Instant::now();
         };
         let embedded = crate::files::embedded(path);
+        let file_bytes = crate::files::len(path).unwrap_or(0);
+        let over = |load_peak: u64, left: u64| Error::ModelOverBudget { load_peak, left };
+        if let Some(left) = spec.load_budget {
+            // Decoding holds the file and the protobuf at once.
+            let peak = crate::memory::model_load_peak(file_bytes, 0, 0);
+            if peak > left {
+                return Err(over(peak, left));
+            }
+        }
         let mut proto = match embedded {
             Some(bytes) => onnx.proto_model_for_read(&mut &bytes[..]),
             None => onnx.proto_model_for_path(path),
@@ -195,6 +212,61 @@ impl Encoder {
                 op == "MatMulInteger" || op == "DynamicQuantizeLinear" || op == "QLinearMatMul"
             })
             .count();
+        // The size of each form's weights, known from the protobuf before the weights are made
+        // f32 or parsed: the load peak is planned (and checked) from it.
+        let stored = dequantize::stored_bytes(&proto);
+        let widening = if int8_ops > 0 {
+            dequantize::f32_widening_bytes(&proto)
+        } else {
+            0
+        };
+        let int8_form = dequantize::initializer_bytes(&proto);
+        let f32_form = int8_form + widening;
+        // (weights in the protobuf when tract parses it, weights as tract holds them)
+        let peak = |tract_weights: u64| {
+            let in_proto = stored
+                + if tract_weights == f32_form {
+                    widening
+                } else {
+                    0
+                };
+            crate::memory::model_load_peak(file_bytes, in_proto, tract_weights)
+        };
+        if let Some(left) = spec.load_budget {
+            // A form that does not fit is never loaded.
+            if spec.precision == Precision::Auto
+                && !choice.is_int8()
+                && int8_ops > 0
+                && peak(f32_form) > left
+                && peak(int8_form) <= left
+            {
+                let mut int8 = precision::choose(Precision::Int8, true)?;
+                int8.reason = format!(
+                    "auto: loading the f32 form peaks at {} of heap (its weights held twice while \
+                     tract parses them), over the {} the memory budget leaves for the model; the \
+                     int8 form fits, slower on this CPU (its int8 kernel {} has no dot-product \
+                     instructions)",
+                    crate::memory::format_size(peak(f32_form)),
+                    crate::memory::format_size(left),
+                    int8.int8_kernel
+                );
+                // Pipeline::load warns with it once the whole pipeline is known to fit.
+                choice = int8;
+            }
+            let weights = if choice.is_int8() {
+                int8_form
+            } else {
+                f32_form
+            };
+            if peak(weights) > left {
+                return Err(over(peak(weights), left));
+            }
+        }
+        let load_peak_bytes = peak(if choice.is_int8() {
+            int8_form
+        } else {
+            f32_form
+        });
         let dequantized_matmuls = if int8_ops > 0 && !choice.is_int8() {
             dequantize::dequantize_weights(&mut proto)
                 .map_err(|e| fail(format!("cannot make the f32 form: {e:#}")))?
@@ -341,7 +413,6 @@ impl Encoder {
             .map_err(|e| fail(format!("{e:#}")))?;
         lap_log("optimized and planned");
         let kernels = kernels_in(plan.model());
-        let file_bytes = crate::files::len(path).unwrap_or(0);
         let longest = SymbolValues::default().with(&seq, max_seq as i64);
         let activations_bytes =
             crate::memory::peak_activations(plan.model(), plan.order_without_consts(), &longest)?;
@@ -361,6 +432,7 @@ impl Encoder {
             threads: spec.threads,
             file_bytes,
             weight_bytes,
+            load_peak_bytes,
             activations_bytes,
             load_seconds: started.elapsed().as_secs_f64(),
             kernels,

@@ -85,6 +85,11 @@ pub enum Error {
     #[error("no keyword candidates: the text has only stopwords, punctuation or unknown tokens within the first {max_seq} tokens")]
     NoKeywords { max_seq: usize },
 
+    /// From [`crate::encoder::Encoder::load`]; `Pipeline::load` reports it as [`Error::OverBudget`]
+    /// with the whole plan.
+    #[error("loading the model peaks at {load_peak} bytes of heap, over the {left} bytes the memory budget leaves for it")]
+    ModelOverBudget { load_peak: u64, left: u64 },
+
     #[error("the model's vocabulary does not cover this text: all its {unknown} tokens are unknown to the model (a script or symbols it was not trained on)")]
     NotCovered { unknown: usize },
 

@@ -17,17 +17,50 @@ pub struct MemoryPart {
     pub how: &'static str,
 }
 
-/// The memory a loaded pipeline holds, at its peak while running a text.
+/// What the process holds resident besides the pipeline's heap: the binary's code and data as
+/// loading and running touch them, the C library, thread stacks, and what the allocator keeps of
+/// memory freed during the load. Peak RSS minus peak heap, one thread, seq 32, x86_64 AMD EPYC,
+/// glibc 2.36 (2026-12-03): the release binary 23.1 MiB int8, 17.0 MiB f32; the test build
+/// (`target/debug`, larger code) 29.6 MiB int8, 23.3 MiB f32; `--version` alone 7–10 MiB.
+/// Rounded up from the largest. Not measurable under emulation (qemu's RSS is the emulator's).
+pub const PROCESS_RESIDENT_BYTES: u64 = 32 << 20;
+
+/// Heap the model takes at the peak of its load, for a model file of `file_bytes` whose weights
+/// take `proto_weight_bytes` in the decoded protobuf (after the f32 rewrite, for the f32 form)
+/// and `tract_weight_bytes` as tract holds them: decoding holds the file and the protobuf at
+/// once; parsing holds the protobuf and tract's tensors at once (tract then folds and packs
+/// them, one tensor at a time, after the protobuf is gone). Plan (this plus the parts loaded
+/// before the model) over the measured load peak, `tests/memory.rs`, 2026-12-03: 1.03 English
+/// and 1.11 Chinese in f32 (x86_64, AMD EPYC); 1.05 and 1.17 in int8 (emulated Cortex-A72).
+pub fn model_load_peak(file_bytes: u64, proto_weight_bytes: u64, tract_weight_bytes: u64) -> u64 {
+    (2 * file_bytes).max(proto_weight_bytes + tract_weight_bytes)
+}
+
+/// The memory a loaded pipeline holds, at its peak while running a text, and what loading it
+/// and the process around it take.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MemoryPlan {
     pub max_seq: usize,
     pub threads: usize,
+    /// The heap of the loaded pipeline, part by part, at its peak while running a text.
     pub parts: Vec<MemoryPart>,
+    /// Heap at the peak of the load: the parts loaded before the model, plus
+    /// [`model_load_peak`].
+    pub load_peak: u64,
+    /// Resident besides the heap ([`PROCESS_RESIDENT_BYTES`]).
+    pub process: u64,
 }
 
 impl MemoryPlan {
+    /// The heap of the loaded pipeline while running (the sum of the parts).
     pub fn total(&self) -> u64 {
         self.parts.iter().map(|p| p.bytes).sum()
+    }
+
+    /// The process's peak resident memory, what `--memory-budget` bounds: the process besides
+    /// the heap, plus the larger of the load's peak and the running pipeline.
+    pub fn needed(&self) -> u64 {
+        self.process + self.total().max(self.load_peak)
     }
 
     pub fn part(&self, name: &str) -> Option<u64> {
@@ -46,7 +79,30 @@ impl std::fmt::Display for MemoryPlan {
                 p.how
             )?;
         }
-        write!(f, "  {:<18} {:>10}", "total", format_size(self.total()))
+        writeln!(
+            f,
+            "  {:<18} {:>10}  (the heap of the loaded pipeline, running)",
+            "total",
+            format_size(self.total())
+        )?;
+        writeln!(
+            f,
+            "  {:<18} {:>10}  (heap while loading: the model file and its weights held twice)",
+            "load peak",
+            format_size(self.load_peak)
+        )?;
+        writeln!(
+            f,
+            "  {:<18} {:>10}  (binary, libraries, stacks, allocator: resident besides the heap)",
+            "process",
+            format_size(self.process)
+        )?;
+        write!(
+            f,
+            "  {:<18} {:>10}  (process + the larger of total and load peak)",
+            "needed",
+            format_size(self.needed())
+        )
     }
 }
 

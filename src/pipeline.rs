@@ -13,7 +13,7 @@ use crate::config::{
 use crate::encoder::{Encoder, EncoderSpec, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
-use crate::memory::{format_size, MemoryPart, MemoryPlan};
+use crate::memory::{self, format_size, MemoryPart, MemoryPlan};
 use crate::precision::Precision;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
@@ -137,41 +137,61 @@ impl Pipeline {
         let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
         // The tagger before the model: a bad tagger is refused without paying for a model load.
         let candidates = candidate_generator(&config)?;
-        let mut encoder = Encoder::load(&config.model_file(), &encoder_spec(&config))?;
         let buffers = Buffers::new(config.max_seq, config.top_k);
-        let mut memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
+        let before_model = parts_before_model(&config, &tokenizer, &*candidates, &buffers);
+        let held_before: u64 = before_model.iter().map(|p| p.bytes).sum();
+        // What the budget leaves for the model's load: checked by the encoder before it reads
+        // the file and before tract parses it, so the process never goes over the budget.
+        let load_budget = config
+            .memory_budget
+            .map(|b| b.saturating_sub(memory::PROCESS_RESIDENT_BYTES + held_before));
+        let load = |spec: EncoderSpec| match Encoder::load(&config.model_file(), &spec) {
+            Err(Error::ModelOverBudget { load_peak, .. }) => Err(load_over_budget(
+                &config,
+                &before_model,
+                held_before + load_peak,
+            )),
+            other => other,
+        };
+        let mut encoder = load(EncoderSpec {
+            load_budget,
+            ..encoder_spec(&config)
+        })?;
+        let mut memory = memory_plan(&config, &encoder, &before_model);
         if let Some(budget) = config.memory_budget {
             let facts = encoder.facts();
-            if memory.total() > budget
+            if memory.needed() > budget
                 && config.precision == Precision::Auto
                 && !facts.precision.is_int8()
                 && facts.int8_ops > 0
             {
-                // The f32 form does not fit but `auto` chose it for speed: the int8 form holds a
-                // third of the weights. Slower on this CPU, so say so.
+                // The f32 form loaded within the budget but does not fit running (its
+                // activations); `auto` chose it for speed: the int8 form holds a third of the
+                // weights. Slower on this CPU, so say so.
                 let reason = format!(
                     "auto: the f32 form needs {}, over the memory budget of {}; the int8 form \
                      fits, slower on this CPU (its int8 kernel {} has no dot-product \
                      instructions)",
-                    format_size(memory.total()),
+                    format_size(memory.needed()),
                     format_size(budget),
                     facts.precision.int8_kernel
                 );
                 drop(encoder);
-                let spec = EncoderSpec {
+                encoder = load(EncoderSpec {
                     precision: Precision::Int8,
-                    precision_reason: Some(reason.clone()),
+                    precision_reason: Some(reason),
+                    load_budget,
                     ..encoder_spec(&config)
-                };
-                encoder = Encoder::load(&config.model_file(), &spec)?;
-                memory = memory_plan(&config, &tokenizer, &encoder, &*candidates, &buffers);
-                if memory.total() <= budget {
-                    log::warn!("{reason}");
-                }
+                })?;
+                memory = memory_plan(&config, &encoder, &before_model);
             }
-            if memory.total() > budget {
+            if memory.needed() > budget {
                 // Everything loaded so far is dropped on return: nothing stays half-loaded.
                 return Err(over_budget(&config, budget, &memory));
+            }
+            let choice = &encoder.facts().precision;
+            if config.precision == Precision::Auto && choice.reason.contains("memory budget") {
+                log::warn!("{}", choice.reason);
             }
         }
         let layers = encoder.facts().read_layers.clone();
@@ -331,63 +351,74 @@ impl Pipeline {
 }
 
 /// The parts the pipeline holds at its peak while running a text.
-fn memory_plan(
+/// The parts of the plan that are loaded before the model: their heap is held through the
+/// model's load.
+fn parts_before_model(
     config: &Config,
     tokenizer: &TextTokenizer,
-    encoder: &Encoder,
     candidates: &dyn CandidateGenerator,
     buffers: &Buffers,
-) -> MemoryPlan {
-    let facts = encoder.facts();
+) -> Vec<MemoryPart> {
     let vocab = tokenizer.vocab_size() as u64;
+    vec![
+        MemoryPart {
+            name: "tokenizer",
+            bytes: if tokenizer.is_unigram() {
+                UNIGRAM_BYTES_PER_VOCAB_ENTRY
+            } else {
+                TOKENIZER_BYTES_PER_VOCAB_ENTRY
+            } * vocab
+                + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * MAX_TEXT_BYTES as u64,
+            how: "per vocabulary entry, plus encoding the longest text accepted",
+        },
+        MemoryPart {
+            name: "candidates",
+            bytes: candidates.memory_bytes(config.max_seq) as u64,
+            how: match config.candidates {
+                Candidates::NounPhrases => "the POS tagger's tables for noun phrases",
+                Candidates::Jieba => "jieba's dictionary and tags for Chinese words",
+                Candidates::Stopwords => "none beyond the stopword list",
+            },
+        },
+        MemoryPart {
+            name: "buffers",
+            bytes: buffers.reserved_bytes() as u64,
+            how: "reserved at load from max_seq",
+        },
+    ]
+}
+
+fn memory_plan(config: &Config, encoder: &Encoder, before_model: &[MemoryPart]) -> MemoryPlan {
+    let facts = encoder.facts();
+    let held_before: u64 = before_model.iter().map(|p| p.bytes).sum();
+    let mut parts = vec![
+        MemoryPart {
+            name: "weights",
+            bytes: facts.weight_bytes,
+            how: if facts.dequantized_matmuls > 0 {
+                "the ONNX initializers, int8 weights dequantized to f32"
+            } else {
+                "the ONNX initializers as tract repacks them"
+            },
+        },
+        MemoryPart {
+            name: "activations",
+            bytes: facts.activations_bytes,
+            how: "peak of the tensors alive at once along tract's plan",
+        },
+        MemoryPart {
+            name: "model graph",
+            bytes: GRAPH_BYTES_PER_NODE * facts.nodes as u64,
+            how: "per node of the optimized graph",
+        },
+    ];
+    parts.extend_from_slice(before_model);
     MemoryPlan {
         max_seq: config.max_seq,
         threads: config.threads,
-        parts: vec![
-            MemoryPart {
-                name: "weights",
-                bytes: facts.weight_bytes,
-                how: if facts.dequantized_matmuls > 0 {
-                    "the ONNX initializers, int8 weights dequantized to f32"
-                } else {
-                    "the ONNX initializers as tract repacks them"
-                },
-            },
-            MemoryPart {
-                name: "activations",
-                bytes: facts.activations_bytes,
-                how: "peak of the tensors alive at once along tract's plan",
-            },
-            MemoryPart {
-                name: "model graph",
-                bytes: GRAPH_BYTES_PER_NODE * facts.nodes as u64,
-                how: "per node of the optimized graph",
-            },
-            MemoryPart {
-                name: "tokenizer",
-                bytes: if tokenizer.is_unigram() {
-                    UNIGRAM_BYTES_PER_VOCAB_ENTRY
-                } else {
-                    TOKENIZER_BYTES_PER_VOCAB_ENTRY
-                } * vocab
-                    + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * MAX_TEXT_BYTES as u64,
-                how: "per vocabulary entry, plus encoding the longest text accepted",
-            },
-            MemoryPart {
-                name: "candidates",
-                bytes: candidates.memory_bytes(config.max_seq) as u64,
-                how: match config.candidates {
-                    Candidates::NounPhrases => "the POS tagger's tables for noun phrases",
-                    Candidates::Jieba => "jieba's dictionary and tags for Chinese words",
-                    Candidates::Stopwords => "none beyond the stopword list",
-                },
-            },
-            MemoryPart {
-                name: "buffers",
-                bytes: buffers.reserved_bytes() as u64,
-                how: "reserved at load from max_seq",
-            },
-        ],
+        parts,
+        load_peak: held_before + facts.load_peak_bytes,
+        process: memory::PROCESS_RESIDENT_BYTES,
     }
 }
 
@@ -412,14 +443,22 @@ fn all_unknown(tokens: &Tokens, text: &str, special: &SpecialIds) -> Option<usiz
 
 /// The error for a plan over budget: every part, and the longest sequence that would fit.
 fn over_budget(config: &Config, budget: u64, plan: &MemoryPlan) -> Error {
-    let fixed = plan.total() - plan.part("activations").unwrap_or(0);
     let activations = plan.part("activations").unwrap_or(0);
+    let fixed = plan.process + plan.total() - activations;
+    let loading = plan.process + plan.load_peak;
     // Activations grow as a·s + b·s² with the sequence s (attention is s × s), so for a
     // shorter sequence they shrink at least in proportion: scaling linearly bounds them above.
+    // The load peak does not depend on the sequence.
     let fits = |s: usize| {
         fixed as f64 + activations as f64 * s as f64 / config.max_seq as f64 <= budget as f64
     };
-    let suggestion = if fixed > budget {
+    let suggestion = if loading > budget {
+        format!(
+            "no sequence length fits: loading the model already needs {} (the process, and the \
+             model's weights held twice while tract parses them)",
+            format_size(loading)
+        )
+    } else if fixed > budget {
         format!(
             "no sequence length fits: everything but the activations already needs {}",
             format_size(fixed)
@@ -432,9 +471,47 @@ fn over_budget(config: &Config, budget: u64, plan: &MemoryPlan) -> Error {
     };
     Error::OverBudget {
         budget: format_size(budget),
-        needed: format_size(plan.total()),
+        needed: format_size(plan.needed()),
         plan: plan.to_string(),
         suggestion,
+    }
+}
+
+/// The error for a model whose load would go over the budget, found before its file is read or
+/// parsed: the parts loaded so far and the load's peak.
+fn load_over_budget(config: &Config, before_model: &[MemoryPart], load_peak: u64) -> Error {
+    let budget = config.memory_budget.unwrap_or(0);
+    let needed = memory::PROCESS_RESIDENT_BYTES + load_peak;
+    let mut plan = String::new();
+    for p in before_model {
+        plan += &format!(
+            "  {:<18} {:>10}  ({})\n",
+            p.name,
+            format_size(p.bytes),
+            p.how
+        );
+    }
+    plan += &format!(
+        "  {:<18} {:>10}  (heap while loading: the parts above, the model file and its weights held twice)\n",
+        "load peak",
+        format_size(load_peak)
+    );
+    plan += &format!(
+        "  {:<18} {:>10}  (binary, libraries, stacks, allocator: resident besides the heap)\n",
+        "process",
+        format_size(memory::PROCESS_RESIDENT_BYTES)
+    );
+    plan += &format!("  {:<18} {:>10}", "needed", format_size(needed));
+    Error::OverBudget {
+        budget: format_size(budget),
+        needed: format_size(needed),
+        plan,
+        suggestion: format!(
+            "no sequence length fits: loading the model ({}) needs {} before its activations \
+             are counted",
+            config.model_file().display(),
+            format_size(needed)
+        ),
     }
 }
 
@@ -448,6 +525,7 @@ pub fn encoder_spec(config: &Config) -> EncoderSpec {
         layers: Some(config.layers_or_default()),
         keep_model_outputs: false,
         precision_reason: None,
+        load_budget: None,
     }
 }
 

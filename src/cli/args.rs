@@ -62,8 +62,10 @@ pub struct PipelineArgs {
     #[arg(long, env = PRECISION_ENV, default_value = "auto", value_name = "auto|int8|f32", value_parser = parse_precision)]
     pub precision: Precision,
 
-    /// Memory the pipeline may hold (weights, activations, tokenizer, buffers), e.g. 64MiB;
-    /// checked against the memory plan at load. Default: no limit.
+    /// Peak resident memory the process may reach, e.g. 96MiB: the pipeline (weights,
+    /// activations, tokenizer, buffers), the model's load transient and the binary. Checked
+    /// against the memory plan before the model is read and before it is parsed; a budget too
+    /// small is refused with the plan. Default: no limit.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_budget: Option<u64>,
 

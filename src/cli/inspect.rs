@@ -33,6 +33,7 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         "load_ms": pipeline.load_seconds() * 1e3,
         "memory_plan": pipeline.memory_plan(),
         "memory_plan_total": pipeline.memory_plan().total(),
+        "memory_needed": pipeline.memory_plan().needed(),
         "memory_budget": cfg.memory_budget,
         "heap_now_bytes": heap::is_counting().then(heap::current_bytes),
         "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),

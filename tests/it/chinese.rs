@@ -94,6 +94,7 @@ fn multilingual_model_matches_the_package_and_onnxruntime() {
         layers: Some(Layers::Last),
         keep_model_outputs: false,
         precision_reason: None,
+        load_budget: None,
     };
     let mut encoder = Encoder::load(&dir.join("model.onnx"), &spec).unwrap();
     let last = encoder.facts().layers - 1;
