@@ -277,7 +277,7 @@ pub fn f32_widening_bytes(model: &ModelProto) -> u64 {
         .initializer
         .iter()
         .filter(|t| weights.contains(t.name.as_str()))
-        .map(|t| 3 * t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>())
+        .map(|t| 3 * elements(t))
         .sum()
 }
 
@@ -287,14 +287,22 @@ pub fn stored_bytes(model: &ModelProto) -> u64 {
         .graph
         .iter()
         .flat_map(|g| g.initializer.iter())
-        .map(|t| {
-            let elements: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
-            DataType::try_from(t.data_type)
-                .ok()
-                .and_then(|dt| DatumType::try_from(dt).ok())
-                .map_or(t.raw_data.len() as u64, |dt| elements * dt.size_of() as u64)
-        })
+        .map(stored_size)
         .sum()
+}
+
+fn elements(t: &TensorProto) -> u64 {
+    t.dims.iter().map(|&d| d.max(0) as u64).product()
+}
+
+/// Bytes of one constant in its stored type.
+fn stored_size(t: &TensorProto) -> u64 {
+    DataType::try_from(t.data_type)
+        .ok()
+        .and_then(|dt| DatumType::try_from(dt).ok())
+        .map_or(t.raw_data.len() as u64, |dt| {
+            elements(t) * dt.size_of() as u64
+        })
 }
 
 /// Bytes of the constants the graph holds (its initializers), as tract will hold them: a
@@ -314,14 +322,11 @@ pub fn initializer_bytes(model: &ModelProto) -> u64 {
         .initializer
         .iter()
         .map(|t| {
-            let elements: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
             if folded.contains(t.name.as_str()) {
-                return elements * 4;
+                elements(t) * 4
+            } else {
+                stored_size(t)
             }
-            DataType::try_from(t.data_type)
-                .ok()
-                .and_then(|dt| DatumType::try_from(dt).ok())
-                .map_or(t.raw_data.len() as u64, |dt| elements * dt.size_of() as u64)
         })
         .sum()
 }

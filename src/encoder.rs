@@ -36,8 +36,8 @@ pub struct EncoderSpec {
     /// Keep the graph's own outputs (e.g. `last_hidden_state`) too; without, tract prunes
     /// everything the attention does not need.
     pub keep_model_outputs: bool,
-    /// Why the precision was chosen, when the caller decided it (e.g. the budget fallback);
-    /// `None`: `precision::choose` says why.
+    /// Why the precision was chosen, when the caller decided it for memory (the budget
+    /// fallback); `None`: `precision::choose` says why.
     pub precision_reason: Option<String>,
     /// Bytes of heap the model may take at the peak of its load (what the memory budget leaves
     /// once the process and the rest of the pipeline are counted); checked before the model file
@@ -201,6 +201,7 @@ impl Encoder {
         let mut choice = precision::choose(spec.precision, dequantize::has_int8_matmuls(&proto))?;
         if let Some(reason) = &spec.precision_reason {
             choice.reason.clone_from(reason);
+            choice.for_memory = true;
         }
         lap_log("precision chosen");
         let int8_ops = proto
@@ -221,24 +222,17 @@ impl Encoder {
             0
         };
         let int8_form = dequantize::initializer_bytes(&proto);
-        let f32_form = int8_form + widening;
-        // (weights in the protobuf when tract parses it, weights as tract holds them)
-        let peak = |tract_weights: u64| {
-            let in_proto = stored
-                + if tract_weights == f32_form {
-                    widening
-                } else {
-                    0
-                };
-            crate::memory::model_load_peak(file_bytes, in_proto, tract_weights)
-        };
+        // Each form's load peak: the protobuf holds the f32 form's widened weights too.
+        let int8_peak = crate::memory::model_load_peak(file_bytes, stored, int8_form);
+        let f32_peak =
+            crate::memory::model_load_peak(file_bytes, stored + widening, int8_form + widening);
         if let Some(left) = spec.load_budget {
             // A form that does not fit is never loaded.
             if spec.precision == Precision::Auto
                 && !choice.is_int8()
                 && int8_ops > 0
-                && peak(f32_form) > left
-                && peak(int8_form) <= left
+                && f32_peak > left
+                && int8_peak <= left
             {
                 let mut int8 = precision::choose(Precision::Int8, true)?;
                 int8.reason = format!(
@@ -246,27 +240,23 @@ impl Encoder {
                      tract parses them), over the {} the memory budget leaves for the model; the \
                      int8 form fits, slower on this CPU (its int8 kernel {} has no dot-product \
                      instructions)",
-                    crate::memory::format_size(peak(f32_form)),
+                    crate::memory::format_size(f32_peak),
                     crate::memory::format_size(left),
                     int8.int8_kernel
                 );
+                int8.for_memory = true;
                 // Pipeline::load warns with it once the whole pipeline is known to fit.
                 choice = int8;
             }
-            let weights = if choice.is_int8() {
-                int8_form
-            } else {
-                f32_form
-            };
-            if peak(weights) > left {
-                return Err(over(peak(weights), left));
-            }
         }
-        let load_peak_bytes = peak(if choice.is_int8() {
-            int8_form
+        let load_peak_bytes = if choice.is_int8() {
+            int8_peak
         } else {
-            f32_form
-        });
+            f32_peak
+        };
+        if let Some(left) = spec.load_budget.filter(|&left| load_peak_bytes > left) {
+            return Err(over(load_peak_bytes, left));
+        }
         let dequantized_matmuls = if int8_ops > 0 && !choice.is_int8() {
             dequantize::dequantize_weights(&mut proto)
                 .map_err(|e| fail(format!("cannot make the f32 form: {e:#}")))?

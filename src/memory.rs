@@ -68,41 +68,26 @@ impl MemoryPlan {
     }
 }
 
+/// What the `process` line of a plan says it is.
+pub const PROCESS_HOW: &str = "binary, libraries, stacks, allocator: resident besides the heap";
+
+/// One line of a printed plan: name, size, and how it was obtained.
+pub fn plan_line(name: &str, bytes: u64, how: &str) -> String {
+    format!("  {:<18} {:>10}  ({how})", name, format_size(bytes))
+}
+
 impl std::fmt::Display for MemoryPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for p in &self.parts {
-            writeln!(
-                f,
-                "  {:<18} {:>10}  ({})",
-                p.name,
-                format_size(p.bytes),
-                p.how
-            )?;
+            writeln!(f, "{}", plan_line(p.name, p.bytes, p.how))?;
         }
-        writeln!(
-            f,
-            "  {:<18} {:>10}  (the heap of the loaded pipeline, running)",
-            "total",
-            format_size(self.total())
-        )?;
-        writeln!(
-            f,
-            "  {:<18} {:>10}  (heap while loading: the model file and its weights held twice)",
-            "load peak",
-            format_size(self.load_peak)
-        )?;
-        writeln!(
-            f,
-            "  {:<18} {:>10}  (binary, libraries, stacks, allocator: resident besides the heap)",
-            "process",
-            format_size(self.process)
-        )?;
-        write!(
-            f,
-            "  {:<18} {:>10}  (process + the larger of total and load peak)",
-            "needed",
-            format_size(self.needed())
-        )
+        let total = "the heap of the loaded pipeline, running";
+        writeln!(f, "{}", plan_line("total", self.total(), total))?;
+        let load = "heap while loading: the model file and its weights held twice";
+        writeln!(f, "{}", plan_line("load peak", self.load_peak, load))?;
+        writeln!(f, "{}", plan_line("process", self.process, PROCESS_HOW))?;
+        let needed = "process + the larger of total and load peak";
+        write!(f, "{}", plan_line("needed", self.needed(), needed))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::config::{
 use crate::encoder::{Encoder, EncoderSpec, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
-use crate::memory::{self, format_size, MemoryPart, MemoryPlan};
+use crate::memory::{self, format_size, MemoryPart, MemoryPlan, PROCESS_HOW};
 use crate::precision::Precision;
 use crate::prompt::{PromptBuf, Template};
 use crate::scores;
@@ -190,7 +190,7 @@ impl Pipeline {
                 return Err(over_budget(&config, budget, &memory));
             }
             let choice = &encoder.facts().precision;
-            if config.precision == Precision::Auto && choice.reason.contains("memory budget") {
+            if choice.for_memory {
                 log::warn!("{}", choice.reason);
             }
         }
@@ -350,7 +350,6 @@ impl Pipeline {
     }
 }
 
-/// The parts the pipeline holds at its peak while running a text.
 /// The parts of the plan that are loaded before the model: their heap is held through the
 /// model's load.
 fn parts_before_model(
@@ -484,23 +483,17 @@ fn load_over_budget(config: &Config, before_model: &[MemoryPart], load_peak: u64
     let needed = memory::PROCESS_RESIDENT_BYTES + load_peak;
     let mut plan = String::new();
     for p in before_model {
-        plan += &format!(
-            "  {:<18} {:>10}  ({})\n",
-            p.name,
-            format_size(p.bytes),
-            p.how
-        );
+        plan += &memory::plan_line(p.name, p.bytes, p.how);
+        plan += "\n";
     }
-    plan += &format!(
-        "  {:<18} {:>10}  (heap while loading: the parts above, the model file and its weights held twice)\n",
+    plan += &memory::plan_line(
         "load peak",
-        format_size(load_peak)
+        load_peak,
+        "heap while loading: the parts above, the model file and its weights held twice",
     );
-    plan += &format!(
-        "  {:<18} {:>10}  (binary, libraries, stacks, allocator: resident besides the heap)\n",
-        "process",
-        format_size(memory::PROCESS_RESIDENT_BYTES)
-    );
+    plan += "\n";
+    plan += &memory::plan_line("process", memory::PROCESS_RESIDENT_BYTES, PROCESS_HOW);
+    plan += "\n";
     plan += &format!("  {:<18} {:>10}", "needed", format_size(needed));
     Error::OverBudget {
         budget: format_size(budget),

@@ -89,6 +89,8 @@ pub struct Choice {
     pub reason: String,
     /// The kernel tract's int8 matrix products get on this CPU (what `auto` reads).
     pub int8_kernel: String,
+    /// `auto` took this form because the faster one did not fit the memory budget.
+    pub for_memory: bool,
 }
 
 impl Choice {
@@ -155,6 +157,7 @@ pub fn choose(asked: Precision, int8_model: bool) -> Result<Choice> {
         precision,
         reason,
         int8_kernel: kernel,
+        for_memory: false,
     })
 }
 

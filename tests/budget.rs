@@ -94,6 +94,20 @@ fn needed(precision: &str, max_seq: &str) -> u64 {
     v["memory_needed"].as_u64().unwrap()
 }
 
+/// Runs a short text at `precision` and `max_seq` under a budget of `budget` bytes.
+fn run_with_budget(precision: &str, max_seq: &str, budget: u64) -> (i32, u64, String) {
+    let budget = budget.to_string();
+    run_measured(&[
+        "--precision",
+        precision,
+        "--max-seq",
+        max_seq,
+        "--memory-budget",
+        &budget,
+        TEXT,
+    ])
+}
+
 #[test]
 fn the_budget_bounds_the_process_peak_rss_accepted_or_refused() {
     if emulated() {
@@ -103,17 +117,7 @@ fn the_budget_bounds_the_process_peak_rss_accepted_or_refused() {
     const MIB: u64 = 1 << 20;
     for (precision, max_seq) in [("int8", "32"), ("int8", "512"), ("f32", "128")] {
         let needed = needed(precision, max_seq);
-        let budget = needed.to_string();
-        let args = [
-            "--precision",
-            precision,
-            "--max-seq",
-            max_seq,
-            "--memory-budget",
-            &budget,
-            TEXT,
-        ];
-        let (code, rss, err) = run_measured(&args);
+        let (code, rss, err) = run_with_budget(precision, max_seq, needed);
         eprintln!(
             "{precision} seq {max_seq}: budget {:.1} MiB, peak RSS {:.1} MiB",
             needed as f64 / MIB as f64,
@@ -126,17 +130,7 @@ fn the_budget_bounds_the_process_peak_rss_accepted_or_refused() {
         );
         // One MiB short: refused (exit 3), and the refusal itself stays within it.
         let short = needed - MIB;
-        let budget = short.to_string();
-        let args = [
-            "--precision",
-            precision,
-            "--max-seq",
-            max_seq,
-            "--memory-budget",
-            &budget,
-            TEXT,
-        ];
-        let (code, rss, err) = run_measured(&args);
+        let (code, rss, err) = run_with_budget(precision, max_seq, short);
         assert_eq!(code, 3, "{precision} seq {max_seq}: {err}");
         assert!(err.contains("memory budget"), "{err}");
         assert!(

@@ -253,6 +253,7 @@ fn auto_takes_the_int8_form_when_f32_is_over_the_budget() {
         int8.load_peak
     );
     if !auto.model_facts().precision.is_int8() {
+        assert!(choice.for_memory, "{choice:?}");
         assert!(choice.reason.contains("memory budget"), "{}", choice.reason);
     }
     let mut c = auto_config();

@@ -179,7 +179,6 @@ impl CandidateGenerator for ChineseCandidates {
                 && han_chars(i - 1) >= 1
         };
         let usable = |i: usize| words[i].kind == WordKind::Content;
-        let tag_of = |i: usize| tag_of(i);
         let in_run = |i: usize| {
             usable(i) && (noun(i) || is_modifier(tag_of(i)) || (i + 1 < n && suffix(i + 1)))
         };
