@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::precision::Precision;
 
 /// Environment variable that names the model directory (overridden by `--model`).
 pub const MODEL_ENV: &str = "ATTNPROMPT_MODEL";
@@ -39,6 +38,51 @@ pub const MAX_TOP_K: usize = 64;
 pub const MAX_THREADS: usize = 64;
 /// Longest candidate phrase, in words.
 pub const MAX_PHRASE_WORDS: usize = 4;
+
+/// The precision asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// int8 where tract's int8 kernel on this CPU is a dot-product kernel, f32 elsewhere.
+    #[default]
+    Auto,
+    /// The model as it ships: int8 weights, activations quantized at run time.
+    Int8,
+    /// f32 products: an int8 model's weights are dequantized to f32 constants at load.
+    F32,
+}
+
+impl Precision {
+    pub const NAMES: [&'static str; 3] = ["auto", "int8", "f32"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::Int8 => "int8",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Precision::Auto),
+            "int8" => Ok(Precision::Int8),
+            "f32" => Ok(Precision::F32),
+            _ => Err(Error::Config(format!(
+                "unknown precision `{s}` (expected one of: {})",
+                Precision::NAMES.join(", ")
+            ))),
+        }
+    }
+}
 
 /// How token scores are read from the attention probabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

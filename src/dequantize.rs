@@ -331,6 +331,42 @@ pub fn initializer_bytes(model: &ModelProto) -> u64 {
         .sum()
 }
 
+/// Rows of the embedding table the token ids index: the data of the `Gather` that reads
+/// `input` (through casts and reshapes), an initializer, possibly dequantized. None when the
+/// graph does not read its ids so (then nothing is checked against the tokenizer).
+pub fn embedding_rows(model: &ModelProto, input: &str) -> Option<usize> {
+    let graph = model.graph.as_ref()?;
+    // The names that carry the ids: the input, then what casts and reshapes make of it.
+    let mut ids = vec![input];
+    let mut i = 0;
+    while i < ids.len() {
+        for n in &graph.node {
+            let passes_ids = matches!(
+                n.op_type.as_str(),
+                "Cast" | "Unsqueeze" | "Reshape" | "Identity" | "Squeeze" | "Flatten"
+            );
+            if passes_ids && n.input.first().map(String::as_str) == Some(ids[i]) {
+                ids.extend(n.output.iter().map(String::as_str));
+            }
+        }
+        i += 1;
+    }
+    let gather = graph.node.iter().find(|n| {
+        n.op_type == "Gather" && n.input.get(1).is_some_and(|x| ids.contains(&x.as_str()))
+    })?;
+    let mut table = gather.input.first()?.as_str();
+    // A table stored int8 goes through a DequantizeLinear.
+    if let Some(dq) = graph
+        .node
+        .iter()
+        .find(|n| n.op_type == "DequantizeLinear" && n.output.iter().any(|o| o == table))
+    {
+        table = dq.input.first()?.as_str();
+    }
+    let init = graph.initializer.iter().find(|t| t.name == table)?;
+    init.dims.first().and_then(|&d| usize::try_from(d).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,9 @@ pub struct EncoderSpec {
     /// once the process and the rest of the pipeline are counted); checked before the model file
     /// is read and again before tract parses it. `None`: no budget.
     pub load_budget: Option<u64>,
+    /// Token ids the tokenizer can produce: the model's embedding table must have a row for
+    /// each, checked before tract parses the model. `None`: not checked.
+    pub vocab_size: Option<usize>,
 }
 
 impl EncoderSpec {
@@ -56,6 +59,7 @@ impl EncoderSpec {
             keep_model_outputs: false,
             precision_reason: None,
             load_budget: None,
+            vocab_size: None,
         }
     }
 }
@@ -198,6 +202,19 @@ impl Encoder {
         }
         .map_err(|e| fail(format!("{e:#}")))?;
         lap_log("protobuf decoded");
+        if let (Some(tokens), Some(rows)) = (
+            spec.vocab_size,
+            dequantize::embedding_rows(&proto, "input_ids"),
+        ) {
+            if tokens > rows {
+                // An id past the table would index outside it at run time.
+                return Err(Error::VocabularyMismatch {
+                    path: path.to_path_buf(),
+                    tokenizer_vocab: tokens,
+                    model_rows: rows,
+                });
+            }
+        }
         let mut choice = precision::choose(spec.precision, dequantize::has_int8_matmuls(&proto))?;
         if let Some(reason) = &spec.precision_reason {
             choice.reason.clone_from(reason);

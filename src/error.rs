@@ -28,6 +28,13 @@ pub enum Error {
     #[error("the model {path} lacks the input `{name}` that a BERT-family encoder needs")]
     MissingInput { path: PathBuf, name: &'static str },
 
+    #[error("the tokenizer and the model {path} come from different vocabularies: the tokenizer has {tokenizer_vocab} tokens, the model's embedding table {model_rows} rows (ids past it would index outside the table)")]
+    VocabularyMismatch {
+        path: PathBuf,
+        tokenizer_vocab: usize,
+        model_rows: usize,
+    },
+
     #[error("cannot load the tokenizer {path}: {reason}")]
     TokenizerLoad { path: PathBuf, reason: String },
 
@@ -90,7 +97,7 @@ pub enum Error {
     #[error("loading the model peaks at {load_peak} bytes of heap, over the {left} bytes the memory budget leaves for it")]
     ModelOverBudget { load_peak: u64, left: u64 },
 
-    #[error("the model's vocabulary does not cover this text: all its {unknown} tokens are unknown to the model (a script or symbols it was not trained on)")]
+    #[error("the model's vocabulary does not cover this text: no word of it is known to the model (tokens unknown to it: {unknown}; a script or symbols it was not trained on)")]
     NotCovered { unknown: usize },
 
     #[error("the prompt needs {needed} bytes but the prompt buffer holds {capacity} bytes; use a shorter template or text")]

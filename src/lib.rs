@@ -11,21 +11,31 @@
 //!
 //! See ARCHITECTURE.md for the data flow and which module owns each stage.
 
+#[cfg(feature = "model")]
 pub mod bench;
 pub mod candidates;
 pub mod config;
+#[cfg(feature = "model")]
 pub mod dequantize;
+#[cfg(feature = "model")]
 pub mod encoder;
 pub mod error;
+#[cfg(feature = "model")]
 pub mod eval;
 pub mod files;
 pub mod heap;
 pub mod keywords;
+#[cfg(feature = "model")]
 pub mod lang;
+#[cfg(feature = "model")]
 pub mod memory;
+#[cfg(feature = "model")]
 pub mod pipeline;
+#[cfg(feature = "model")]
 pub mod precision;
 pub mod prompt;
+pub mod ranking;
+#[cfg(feature = "model")]
 pub mod scores;
 pub mod stem;
 pub mod stopwords;
@@ -33,8 +43,9 @@ pub mod tokenize;
 
 // The English candidate modules kept their paths from before `candidates/`.
 pub use candidates::{english as nounphrase, tagger};
+pub use config::Precision;
 pub use config::{Candidates, Config, Lang, Layers, Strategy};
 pub use error::{Error, Result};
 pub use keywords::Keyword;
+#[cfg(feature = "model")]
 pub use pipeline::{Latency, Output, Pipeline};
-pub use precision::Precision;

@@ -49,7 +49,9 @@ Exit codes:
      vocabulary, no keyword candidates, prompt too long)
   2  bad command-line arguments
   3  the model, tokenizer, template or settings could not be loaded
-  4  the input could not be read or the output could not be written"
+  4  the input could not be read or the output could not be written
+  130, 143  a batch stopped by Ctrl-C or SIGTERM: the line in hand was finished, every output
+     line is whole and answers its input line; a second signal stops at once"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -178,6 +180,9 @@ fn main() -> ExitCode {
             },
             (None, None) => cli::run::run_batch(&mut pipelines, io::stdin().lock(), cli.json),
         };
+        if let Some(signal) = cli::interrupt::received() {
+            return ExitCode::from(128 + signal as u8);
+        }
         return exit_code(result);
     }
     let mut pipeline = match pipeline_args.load() {

@@ -164,18 +164,24 @@ pub fn parse_size(s: &str) -> Result<u64> {
         "k" | "K" | "KiB" => 1024.0,
         "M" | "MiB" => 1024.0 * 1024.0,
         "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         "kB" | "KB" => 1e3,
         "MB" => 1e6,
         "GB" => 1e9,
+        "TB" => 1e12,
         _ => return Err(bad()),
     };
     let bytes = value * scale;
-    if !bytes.is_finite() || bytes < 1.0 {
-        return Err(bad());
+    if bytes < 1.0 {
+        return Err(Error::Config(format!(
+            "the size `{s}` is less than one byte"
+        )));
     }
     // 2^64 bytes and up would wrap; no device has a sixteenth of that.
-    if bytes >= u64::MAX as f64 {
-        return Err(Error::Config(format!("the size `{s}` is too large")));
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(Error::Config(format!(
+            "the size `{s}` is too large (at most 2^64 bytes)"
+        )));
     }
     Ok(bytes as u64)
 }
@@ -207,18 +213,22 @@ mod tests {
         assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
         assert_eq!(parse_size("200MB").unwrap(), 200_000_000);
         assert_eq!(parse_size(" 4096 ").unwrap(), 4096);
-        for bad in [
-            "",
-            "MiB",
-            "12 parsecs",
-            "-5M",
-            "0",
-            "1..2M",
-            "99999999TiB",
-            "99999999999999999999999",
-            "17179869184G",
+        assert_eq!(parse_size("2TiB").unwrap(), 2 << 40);
+        for (bad, says) in [
+            ("", "cannot read"),
+            ("MiB", "cannot read"),
+            ("12 parsecs", "cannot read"),
+            ("-5M", "cannot read"),
+            ("1..2M", "cannot read"),
+            ("0", "less than one byte"),
+            ("0.5", "less than one byte"),
+            ("0MiB", "less than one byte"),
+            ("99999999TiB", "too large"),
+            ("99999999999999999999999", "too large"),
+            ("17179869184G", "too large"),
         ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
+            let e = parse_size(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 

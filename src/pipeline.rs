@@ -12,12 +12,14 @@ use crate::config::{
 };
 use crate::encoder::{Encoder, EncoderSpec, ModelFacts};
 use crate::error::{Error, Result};
-use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, StopwordNgrams, Word};
+use crate::keywords::{CandidateGenerator, Keyword, StopwordNgrams};
 use crate::memory::{self, format_size, MemoryPart, MemoryPlan, PROCESS_HOW};
 use crate::precision::Precision;
-use crate::prompt::{PromptBuf, Template};
+use crate::prompt::Template;
+pub use crate::ranking::{check_bytes, check_text};
+use crate::ranking::{check_covered, utf8, RankBuffers};
 use crate::scores;
-use crate::tokenize::{SpecialIds, TextTokenizer, Tokens};
+use crate::tokenize::{TextTokenizer, Tokens};
 
 /// Microseconds spent in each stage of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -60,20 +62,11 @@ struct Buffers {
     tokens: Tokens,
     scores: Vec<f32>,
     scratch: Vec<f32>,
-    words: Vec<Word>,
-    /// Word spans from a segmenter (Chinese), when the candidate generator has one.
-    spans: Vec<(usize, usize)>,
-    candidates: Vec<Candidate>,
-    ranker: Ranker,
-    keywords: Vec<Keyword>,
-    prompt: PromptBuf,
+    rank: RankBuffers,
 }
 
 impl Buffers {
     fn new(max_seq: usize, top_k: usize) -> Self {
-        // Every word has at least one token, every candidate starts at a word and has at most
-        // MAX_PHRASE_WORDS of them.
-        let max_candidates = max_seq * MAX_PHRASE_WORDS;
         Buffers {
             tokens: Tokens {
                 ids: Vec::with_capacity(max_seq),
@@ -84,12 +77,7 @@ impl Buffers {
             },
             scores: Vec::with_capacity(max_seq),
             scratch: Vec::with_capacity(2 * max_seq),
-            words: Vec::with_capacity(max_seq),
-            spans: Vec::with_capacity(max_seq),
-            candidates: Vec::with_capacity(max_candidates),
-            ranker: Ranker::with_capacity(max_candidates),
-            keywords: Vec::with_capacity(top_k),
-            prompt: PromptBuf::new(),
+            rank: RankBuffers::new(max_seq, top_k),
         }
     }
 
@@ -100,12 +88,7 @@ impl Buffers {
             + t.offsets.capacity() * size_of::<(usize, usize)>()
             + t.word_ids.capacity() * size_of::<Option<u32>>()
             + (self.scores.capacity() + self.scratch.capacity()) * size_of::<f32>()
-            + self.words.capacity() * size_of::<Word>()
-            + self.spans.capacity() * size_of::<(usize, usize)>()
-            + self.candidates.capacity() * size_of::<Candidate>()
-            + self.ranker.reserved_bytes()
-            + self.keywords.capacity() * size_of::<Keyword>()
-            + size_of::<PromptBuf>()
+            + self.rank.reserved_bytes()
     }
 }
 
@@ -153,8 +136,10 @@ impl Pipeline {
             )),
             other => other,
         };
+        let vocab_size = Some(tokenizer.vocab_size());
         let mut encoder = load(EncoderSpec {
             load_budget,
+            vocab_size,
             ..encoder_spec(&config)
         })?;
         let mut memory = memory_plan(&config, &encoder, &before_model);
@@ -181,6 +166,7 @@ impl Pipeline {
                     precision: Precision::Int8,
                     precision_reason: Some(reason),
                     load_budget,
+                    vocab_size,
                     ..encoder_spec(&config)
                 })?;
                 memory = memory_plan(&config, &encoder, &before_model);
@@ -262,10 +248,7 @@ impl Pipeline {
         let t1 = Instant::now();
 
         let special = self.tokenizer.special_ids();
-        if let Some(unknown) = all_unknown(&b.tokens, text, &special) {
-            // Nothing for the model to read: say so rather than run it for an empty answer.
-            return Err(Error::NotCovered { unknown });
-        }
+        check_covered(&b.tokens, text, &special)?;
         let output = self.encoder.run(&b.tokens.ids)?;
         let t2 = Instant::now();
 
@@ -278,45 +261,24 @@ impl Pipeline {
             &mut b.scores,
             &mut b.scratch,
         )?;
-        // Only the part the model read is segmented: words past it would score nothing.
-        if self
-            .candidates
-            .segment(&text[..b.tokens.kept_bytes], &mut b.spans)
-        {
-            keywords::words_from_spans(
-                text,
-                &b.tokens,
-                &b.scores,
-                &b.spans,
-                &*self.candidates,
-                &mut b.words,
-            );
-        } else {
-            keywords::words(text, &b.tokens, &b.scores, special, &mut b.words);
-        }
-        self.candidates
-            .candidates(text, &b.words, &mut b.candidates);
-        b.ranker.rank(
+        b.rank.rank(
             text,
-            &b.words,
-            &b.candidates,
+            &b.tokens,
+            &b.scores,
+            special,
+            &*self.candidates,
             self.config.top_k,
-            &mut b.keywords,
-        );
-        if b.keywords.is_empty() {
-            return Err(Error::NoKeywords {
-                max_seq: self.config.max_seq,
-            });
-        }
+            self.config.max_seq,
+        )?;
         let t3 = Instant::now();
 
-        self.template.render(&b.keywords, text, &mut b.prompt)?;
+        b.rank.render(&self.template, text)?;
         let t4 = Instant::now();
 
         let us = |a: Instant, b: Instant| b.duration_since(a).as_micros() as u64;
         Ok(Output {
-            keywords: b.keywords.clone(),
-            prompt: b.prompt.as_str().to_string(),
+            keywords: b.rank.keywords.clone(),
+            prompt: b.rank.prompt.as_str().to_string(),
             truncated: b.tokens.truncated,
             kept_bytes: b.tokens.kept_bytes,
             tokens: n,
@@ -421,25 +383,6 @@ fn memory_plan(config: &Config, encoder: &Encoder, before_model: &[MemoryPart]) 
     }
 }
 
-/// Some(n) when the text has n unknown tokens and no known word: every other token is special
-/// or punctuation (no letter or digit in its span of `text`).
-fn all_unknown(tokens: &Tokens, text: &str, special: &SpecialIds) -> Option<usize> {
-    let unk = special.unk?;
-    let mut unknown = 0;
-    for (&id, &(start, end)) in tokens.ids.iter().zip(&tokens.offsets) {
-        if id == unk {
-            unknown += 1;
-        } else if !special.contains(id)
-            && text
-                .get(start..end)
-                .is_some_and(|t| t.chars().any(char::is_alphanumeric))
-        {
-            return None;
-        }
-    }
-    (unknown > 0).then_some(unknown)
-}
-
 /// The error for a plan over budget: every part, and the longest sequence that would fit.
 fn over_budget(config: &Config, budget: u64, plan: &MemoryPlan) -> Error {
     let activations = plan.part("activations").unwrap_or(0);
@@ -519,6 +462,7 @@ pub fn encoder_spec(config: &Config) -> EncoderSpec {
         keep_model_outputs: false,
         precision_reason: None,
         load_budget: None,
+        vocab_size: None,
     }
 }
 
@@ -566,34 +510,6 @@ pub fn load_tagger(config: &Config) -> Result<Tagger> {
         })?,
     };
     Tagger::load(&dir)
-}
-
-/// [`check_text`] for raw bytes, valid UTF-8 first. Needs no model, so the command line refuses
-/// a bad text before it pays for a load.
-pub fn check_bytes(bytes: &[u8]) -> Result<&str> {
-    let text = utf8(bytes)?;
-    check_text(text)?;
-    Ok(text)
-}
-
-fn utf8(bytes: &[u8]) -> Result<&str> {
-    std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })
-}
-
-/// The checks at the edge, before any work: non-empty and within the byte limit.
-pub fn check_text(text: &str) -> Result<()> {
-    if text.trim().is_empty() {
-        return Err(Error::EmptyText);
-    }
-    if text.len() > MAX_TEXT_BYTES {
-        return Err(Error::TextTooLong {
-            len: text.len(),
-            max: MAX_TEXT_BYTES,
-        });
-    }
-    Ok(())
 }
 
 impl Config {

@@ -26,59 +26,13 @@
 //! multiply-adds per cycle of its int8 ones before the quantization costs anything
 //! (BENCHMARKS.md, "ARM").
 
-use std::fmt;
-use std::str::FromStr;
-
 use tract_linalg::mmm::Query;
 use tract_linalg::MmmDispatch;
 use tract_onnx::prelude::DatumType;
 
 use crate::error::{Error, Result};
 
-/// The precision asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// int8 where tract's int8 kernel on this CPU is a dot-product kernel, f32 elsewhere.
-    #[default]
-    Auto,
-    /// The model as it ships: int8 weights, activations quantized at run time.
-    Int8,
-    /// f32 products: an int8 model's weights are dequantized to f32 constants at load.
-    F32,
-}
-
-impl Precision {
-    pub const NAMES: [&'static str; 3] = ["auto", "int8", "f32"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Auto => "auto",
-            Precision::Int8 => "int8",
-            Precision::F32 => "f32",
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Precision::Auto),
-            "int8" => Ok(Precision::Int8),
-            "f32" => Ok(Precision::F32),
-            _ => Err(Error::Config(format!(
-                "unknown precision `{s}` (expected one of: {})",
-                Precision::NAMES.join(", ")
-            ))),
-        }
-    }
-}
+pub use crate::config::Precision;
 
 /// The precision the encoder runs in, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -80,6 +80,8 @@ impl SpecialIds {
 pub struct TextTokenizer {
     inner: Tokenizer,
     special: SpecialIds,
+    /// Counted once: tokenizers builds the whole vocabulary map to count it.
+    vocab_size: usize,
 }
 
 impl TextTokenizer {
@@ -110,7 +112,12 @@ impl TextTokenizer {
         // We pad ourselves into fixed tensors.
         inner.with_padding(None);
         let special = special_ids(&inner).map_err(load_err)?;
-        Ok(TextTokenizer { inner, special })
+        let vocab_size = inner.get_vocab_size(true);
+        Ok(TextTokenizer {
+            inner,
+            special,
+            vocab_size,
+        })
     }
 
     pub fn special_ids(&self) -> SpecialIds {
@@ -122,8 +129,9 @@ impl TextTokenizer {
         matches!(self.inner.get_model(), tokenizers::ModelWrapper::Unigram(_))
     }
 
+    /// Token ids run from 0 to this, added tokens included.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.vocab_size
     }
 
     /// Tokenizes `text` into `out` (its buffers are reused).

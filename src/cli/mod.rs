@@ -16,6 +16,7 @@ pub mod args;
 pub mod bench;
 pub mod eval;
 pub mod inspect;
+pub mod interrupt;
 pub mod run;
 
 pub fn stdout_failed(e: std::io::Error) -> ! {

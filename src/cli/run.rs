@@ -11,6 +11,8 @@ use attnprompt::lang::Pipelines;
 use attnprompt::pipeline::check_bytes;
 use attnprompt::{Error, Lang, Output};
 
+use super::interrupt;
+
 /// One text from the command line. Returns the number of failed texts (0 or 1).
 pub fn run_single(pipelines: &mut Pipelines, text: &OsStr, json: bool) -> io::Result<usize> {
     let bytes = text.as_encoded_bytes();
@@ -35,16 +37,31 @@ pub fn precheck_single(text: &OsStr, json: bool) -> io::Result<bool> {
 }
 
 /// One text per line. Every line gets exactly one output line. Returns the number of failed lines.
+/// On Ctrl-C or SIGTERM the line in hand is finished and the run stops (`interrupt`): the
+/// caller finds the signal in `interrupt::received()`.
 pub fn run_batch(
     pipelines: &mut Pipelines,
     mut reader: impl BufRead,
     json: bool,
 ) -> io::Result<usize> {
+    interrupt::install();
     let mut out = io::stdout().lock();
     let mut line = Vec::with_capacity(4096);
     let mut failed = 0;
     let mut number = 0;
-    while let Some(too_long) = read_line_bounded(&mut reader, &mut line, MAX_TEXT_BYTES)? {
+    loop {
+        if interrupt::received().is_some() {
+            break;
+        }
+        let next = match read_line_bounded(&mut reader, &mut line, MAX_TEXT_BYTES) {
+            // A signal while waiting for input: the line being read is dropped unanswered.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            other => other?,
+        };
+        let Some(too_long) = next else {
+            break;
+        };
+        interrupt::start_line();
         number += 1;
         let (lang, result) = if let Some(len) = too_long {
             (
@@ -69,6 +86,10 @@ pub fn run_batch(
         )?;
         // Flush per line so a consumer reading a pipe sees each result as it is ready.
         out.flush()?;
+        interrupt::line_answered();
+    }
+    if let Some(signal) = interrupt::received() {
+        interrupt::report(signal);
     }
     Ok(failed)
 }
@@ -85,7 +106,14 @@ fn read_line_bounded(
     let mut len = 0usize;
     let mut seen_any = false;
     loop {
-        let chunk = reader.fill_buf()?;
+        let chunk = match reader.fill_buf() {
+            // Only our own handler interrupts a read (the signal it stores ends the run);
+            // anything else is retried.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupt::received().is_none() => {
+                continue
+            }
+            other => other?,
+        };
         if chunk.is_empty() {
             break;
         }

@@ -95,6 +95,7 @@ fn multilingual_model_matches_the_package_and_onnxruntime() {
         keep_model_outputs: false,
         precision_reason: None,
         load_budget: None,
+        vocab_size: None,
     };
     let mut encoder = Encoder::load(&dir.join("model.onnx"), &spec).unwrap();
     let last = encoder.facts().layers - 1;

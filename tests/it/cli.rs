@@ -485,3 +485,215 @@ fn a_reader_closing_stdout_early_is_not_an_error() {
     assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+/// Hostile lines among good ones in one batch: each gets one whole output line, in order, with
+/// its input kept; what the model can read is answered with keywords that are spans of the text
+/// (never a control character, an emoji or half of an accented letter), the rest refused with
+/// its reason.
+#[test]
+fn hostile_texts_in_a_batch_each_get_one_whole_answer() {
+    // (input line, Ok(a word the keywords must hold) or Err(the error it must say))
+    let cases: [(&[u8], Result<&str, &str>); 12] = [
+        (b"Sensors", Ok("Sensors")),
+        (
+            b"NUL\0inside a sentence about tract models",
+            Ok("tract models"),
+        ),
+        (
+            b"\x1b[31mcolored\x1b[0m terminal output from edge devices",
+            Ok("edge devices"),
+        ),
+        (
+            "😀😀😀".as_bytes(),
+            Err("the model's vocabulary does not cover this text"),
+        ),
+        (
+            "The robot 🤖 reads sensor data on a Jetson.".as_bytes(),
+            Ok("sensor data"),
+        ),
+        ("שלום עולם".as_bytes(), Ok("שלום עולם")),
+        (
+            "cafe\u{301} re\u{301}sume\u{301} parsing on devices".as_bytes(),
+            Ok("devices"),
+        ),
+        ("BERT模型在树莓派上运行".as_bytes(), Ok("模型")),
+        (b"...!?;:", Err("no keyword candidates")),
+        (b"\x01\x02\x03", Err("no keyword candidates")),
+        (b"the of and", Err("no keyword candidates")),
+        (b"\xc3\x28 half a letter", Err("text is not valid UTF-8")),
+    ];
+    let mut input = Vec::new();
+    for (line, _) in &cases {
+        input.extend_from_slice(line);
+        input.extend_from_slice(b"\r\n");
+    }
+    let o = attnprompt(&["--json"], Some(&input));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), cases.len());
+    for (i, ((text, expected), v)) in cases.iter().zip(&lines).enumerate() {
+        assert_eq!(v["line"], i + 1);
+        assert_eq!(
+            v["text"],
+            String::from_utf8_lossy(text).as_ref(),
+            "input kept"
+        );
+        match expected {
+            Ok(word) => {
+                let text = std::str::from_utf8(text).unwrap();
+                let keywords = v["keywords"].as_array().unwrap();
+                let mut words = Vec::new();
+                for k in keywords {
+                    let (start, end) = (
+                        k["start"].as_u64().unwrap() as usize,
+                        k["end"].as_u64().unwrap() as usize,
+                    );
+                    let kw = k["text"].as_str().unwrap();
+                    assert_eq!(text.get(start..end), Some(kw), "line {}", i + 1);
+                    assert!(
+                        !kw.chars()
+                            .any(|c| c.is_control() || ('\u{1f300}'..).contains(&c)),
+                        "line {}: keyword {kw:?}",
+                        i + 1
+                    );
+                    // A combining mark after the span would mean a letter cut from its accent.
+                    let next = text[end..].chars().next();
+                    assert!(
+                        !next.is_some_and(|c| ('\u{300}'..='\u{36f}').contains(&c)),
+                        "line {}: keyword {kw:?} cuts an accent off",
+                        i + 1
+                    );
+                    words.push(kw);
+                }
+                assert!(
+                    words.iter().any(|k| k.contains(word)),
+                    "line {}: {word:?} not among {words:?}",
+                    i + 1
+                );
+                assert!(v["prompt"].as_str().unwrap().contains(words[0]));
+            }
+            Err(message) => {
+                let error = v["error"].as_str().unwrap_or_default();
+                assert!(error.contains(message), "line {}: {error}", i + 1);
+                assert!(
+                    stderr(&o).contains(&format!("line {}: error: {message}", i + 1)),
+                    "{}",
+                    stderr(&o)
+                );
+            }
+        }
+    }
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+/// 10 MB on one line of stdin: refused with its length, only the first 64 KiB held (the text
+/// kept in the report is that much), and the next line answered.
+#[test]
+fn ten_megabytes_on_one_line_are_refused_without_being_held() {
+    let mut input = "word ".repeat(2 << 20).into_bytes(); // 10,485,760 bytes
+    input.extend_from_slice(b"\nSmall models on small devices.\n");
+    let o = attnprompt(&["--json"], Some(&input));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0]["error"],
+        "text is 10485760 bytes, over the limit of 65536 bytes per text"
+    );
+    assert_eq!(
+        lines[0]["text"].as_str().unwrap().len(),
+        attnprompt::config::MAX_TEXT_BYTES
+    );
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["prompt"].as_str().unwrap().contains("models"));
+}
+
+/// Each setting at or past its limit is refused before any text, with its reason: sequence
+/// lengths outside 3..=512 at load (exit 3), sizes no budget can be as arguments (exit 2).
+#[test]
+fn settings_past_their_limits_are_refused_with_their_reason() {
+    for seq in ["0", "1", "2", "513"] {
+        let o = attnprompt(&["--max-seq", seq, SHORT], None);
+        assert_eq!(o.status.code(), Some(3), "--max-seq {seq}");
+        assert!(
+            stderr(&o).contains(&format!(
+                "max sequence length {seq} is outside 3..=512 tokens"
+            )),
+            "{}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty());
+    }
+    for (size, says) in [
+        ("0", "the size `0` is less than one byte"),
+        ("99999999TiB", "the size `99999999TiB` is too large"),
+        ("lots", "cannot read the size `lots`"),
+    ] {
+        let o = attnprompt(&["--memory-budget", size, SHORT], None);
+        assert_eq!(o.status.code(), Some(2), "--memory-budget {size}");
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM during a batch: the line in hand is finished, every output line
+/// is whole and answers its input line, the run stops with 128 + the signal and says how many
+/// lines it answered. Both while waiting for input and while a line is being processed.
+#[test]
+fn an_interrupted_batch_leaves_whole_lines_only() {
+    use std::io::{BufRead, BufReader};
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let mut child = binary()
+            .arg("--json")
+            .env_remove("ATTNPROMPT_MODEL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        for _ in 0..6 {
+            writeln!(input, "{SHORT}").unwrap();
+        }
+        input.flush().unwrap();
+        // Once the first answer is out, the handler is installed: the signal comes while the
+        // next lines are being processed (SIGINT) or, once all are answered, while waiting for
+        // input (SIGTERM).
+        let mut first = String::new();
+        output.read_line(&mut first).unwrap();
+        let mut rest = String::new();
+        if signal == libc::SIGTERM {
+            for _ in 1..6 {
+                output.read_line(&mut rest).unwrap();
+            }
+        }
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let mut tail = String::new();
+        std::io::Read::read_to_string(&mut output, &mut tail).unwrap();
+        let status = child.wait().unwrap();
+        drop(input);
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(code), "signal {signal}: {err}");
+        let all = first + &rest + &tail;
+        assert!(all.ends_with('\n'), "a cut line: {all:?}");
+        let lines: Vec<Value> = all
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        for (i, v) in lines.iter().enumerate() {
+            assert_eq!(v["line"], i + 1);
+            assert!(v["prompt"].is_string());
+        }
+        if signal == libc::SIGTERM {
+            assert_eq!(lines.len(), 6);
+        }
+        assert!(
+            err.contains(&format!(
+                "interrupted by signal {signal} after {} lines, each answered",
+                lines.len()
+            )),
+            "{err}"
+        );
+    }
+}

@@ -147,3 +147,60 @@ fn missing_or_corrupt_tagger_is_a_load_error_and_stopwords_need_none() {
         .keywords
         .is_empty());
 }
+
+/// A tokenizer whose ids run past the model's embedding table (the multilingual tokenizer, 41,505
+/// pieces, beside the English model's 30,522 rows) is refused at load, before the model is
+/// parsed: those ids would index outside the table at run time.
+#[test]
+fn tokenizer_from_another_vocabulary_is_refused_at_load() {
+    let dir = root().join("target/test-models/other-vocabulary");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(shipped().join("model.onnx"), dir.join("model.onnx")).unwrap();
+    std::fs::copy(
+        root().join("models/multilingual-e5-small-zh-en-int8/tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    let err = load(&dir).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            Error::VocabularyMismatch {
+                tokenizer_vocab: 41_505,
+                model_rows: 30_522,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("different vocabularies"), "{err}");
+}
+
+/// A model file that cannot be read: a directory in its place, and (unless the tests run as
+/// root, who reads any file) a file without read permission.
+#[test]
+fn unreadable_model_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root().join("target/test-models/unreadable");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("model.onnx")).unwrap();
+    std::fs::copy(shipped().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let err = load(&dir).err().unwrap();
+    assert!(
+        matches!(err, Error::Io { .. } | Error::ModelLoad { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("model.onnx"), "{err}");
+
+    if unsafe { libc::geteuid() } != 0 {
+        std::fs::remove_dir(dir.join("model.onnx")).unwrap();
+        std::fs::copy(shipped().join("model.onnx"), dir.join("model.onnx")).unwrap();
+        std::fs::set_permissions(
+            dir.join("model.onnx"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        let err = load(&dir).err().unwrap();
+        assert!(err.to_string().contains("ermission denied"), "{err}");
+    }
+}

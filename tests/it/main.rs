@@ -14,6 +14,8 @@ mod errors;
 mod eval;
 mod nounphrase;
 mod precision;
+mod properties;
 mod reference;
 mod stem;
+mod text_path;
 mod threads;
