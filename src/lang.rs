@@ -10,7 +10,8 @@ use crate::candidates::chinese::is_han;
 use crate::config::{resolve_model_dir_for, Candidates, Config, Lang};
 use crate::error::{Error, Result};
 use crate::memory::format_size;
-use crate::pipeline::{check_bytes, Output, Pipeline};
+use crate::pipeline::{Output, Pipeline};
+use crate::ranking::check_bytes;
 
 /// The language of `text` by its script: Chinese when Han characters are at least a quarter
 /// as many as its other letters (a character carries about what a short English word does),

@@ -11,20 +11,28 @@
 //!
 //! See ARCHITECTURE.md for the data flow and which module owns each stage.
 
-#[cfg(feature = "model")]
-pub mod bench;
+// The text side: no tract.
 pub mod candidates;
 pub mod config;
+pub mod error;
+pub mod files;
+pub mod heap;
+pub mod keywords;
+pub mod prompt;
+pub mod ranking;
+pub mod stem;
+pub mod stopwords;
+pub mod tokenize;
+
+// The model side (feature `model`, default): tract, and what loads, plans, runs or measures it.
+#[cfg(feature = "model")]
+pub mod bench;
 #[cfg(feature = "model")]
 pub mod dequantize;
 #[cfg(feature = "model")]
 pub mod encoder;
-pub mod error;
 #[cfg(feature = "model")]
 pub mod eval;
-pub mod files;
-pub mod heap;
-pub mod keywords;
 #[cfg(feature = "model")]
 pub mod lang;
 #[cfg(feature = "model")]
@@ -33,18 +41,12 @@ pub mod memory;
 pub mod pipeline;
 #[cfg(feature = "model")]
 pub mod precision;
-pub mod prompt;
-pub mod ranking;
 #[cfg(feature = "model")]
 pub mod scores;
-pub mod stem;
-pub mod stopwords;
-pub mod tokenize;
 
 // The English candidate modules kept their paths from before `candidates/`.
 pub use candidates::{english as nounphrase, tagger};
-pub use config::Precision;
-pub use config::{Candidates, Config, Lang, Layers, Strategy};
+pub use config::{Candidates, Config, Lang, Layers, Precision, Strategy};
 pub use error::{Error, Result};
 pub use keywords::Keyword;
 #[cfg(feature = "model")]

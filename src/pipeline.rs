@@ -16,8 +16,7 @@ use crate::keywords::{CandidateGenerator, Keyword, StopwordNgrams};
 use crate::memory::{self, format_size, MemoryPart, MemoryPlan, PROCESS_HOW};
 use crate::precision::Precision;
 use crate::prompt::Template;
-pub use crate::ranking::{check_bytes, check_text};
-use crate::ranking::{check_covered, utf8, RankBuffers};
+use crate::ranking::{check_covered, check_text, utf8, RankBuffers};
 use crate::scores;
 use crate::tokenize::{TextTokenizer, Tokens};
 

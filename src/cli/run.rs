@@ -8,7 +8,7 @@ use serde_json::json;
 use attnprompt::config::MAX_TEXT_BYTES;
 use attnprompt::heap;
 use attnprompt::lang::Pipelines;
-use attnprompt::pipeline::check_bytes;
+use attnprompt::ranking::check_bytes;
 use attnprompt::{Error, Lang, Output};
 
 use super::interrupt;

@@ -10,15 +10,20 @@ use crate::common::binary;
 
 const SHORT: &str = "The Raspberry Pi 5 runs BERT inference offline with tract.";
 
-fn attnprompt<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Option<&[u8]>) -> Output {
-    let mut child = binary()
+/// The binary with `args` and the shipped model, every stream piped.
+fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    binary()
         .args(args)
         .env_remove("ATTNPROMPT_MODEL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn attnprompt<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: Option<&[u8]>) -> Output {
+    let mut child = spawn(args);
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin.unwrap_or_default()).unwrap();
     drop(input);
@@ -642,14 +647,7 @@ fn settings_past_their_limits_are_refused_with_their_reason() {
 fn an_interrupted_batch_leaves_whole_lines_only() {
     use std::io::{BufRead, BufReader};
     for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
-        let mut child = binary()
-            .arg("--json")
-            .env_remove("ATTNPROMPT_MODEL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(&["--json"]);
         let mut input = child.stdin.take().unwrap();
         let mut output = BufReader::new(child.stdout.take().unwrap());
         for _ in 0..6 {
