@@ -191,6 +191,12 @@ pub fn cpu_features() -> Vec<&'static str> {
             "avx512vnni",
             "avxvnni"
         );
+        // AMX's detection is not stable in std: the kernel's flags say it.
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+        if flags.split_whitespace().any(|x| x == "amx_int8") {
+            f.push("amx-int8");
+        }
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -42,7 +42,8 @@ pub const MAX_PHRASE_WORDS: usize = 4;
 /// The precision asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// int8 where tract's int8 kernel on this CPU is a dot-product kernel, f32 elsewhere.
+    /// int8 where tract's int8 form is the faster one on this CPU (an ARM dot-product kernel),
+    /// f32 elsewhere (`precision.rs`).
     #[default]
     Auto,
     /// The model as it ships: int8 weights, activations quantized at run time.

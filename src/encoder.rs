@@ -255,8 +255,7 @@ impl Encoder {
                 int8.reason = format!(
                     "auto: loading the f32 form peaks at {} of heap (its weights held twice while \
                      tract parses them), over the {} the memory budget leaves for the model; the \
-                     int8 form fits, slower on this CPU (its int8 kernel {} has no dot-product \
-                     instructions)",
+                     int8 form fits, slower on this CPU (its int8 kernel: {})",
                     crate::memory::format_size(f32_peak),
                     crate::memory::format_size(left),
                     int8.int8_kernel

@@ -154,8 +154,7 @@ impl Pipeline {
                 // weights. Slower on this CPU, so say so.
                 let reason = format!(
                     "auto: the f32 form needs {}, over the memory budget of {}; the int8 form \
-                     fits, slower on this CPU (its int8 kernel {} has no dot-product \
-                     instructions)",
+                     fits, slower on this CPU (its int8 kernel: {})",
                     format_size(memory.needed()),
                     format_size(budget),
                     facts.precision.int8_kernel

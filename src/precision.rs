@@ -1,30 +1,36 @@
-//! Which precision the encoder computes in: int8 where the CPU has int8 dot products, f32
-//! elsewhere.
+//! Which precision the encoder computes in: int8 where tract's int8 path is the faster form on
+//! this CPU, f32 elsewhere.
 //!
-//! int8 matrix products are only fast on a CPU that multiplies and adds four int8 pairs in one
+//! int8 matrix products can only be fast on a CPU that multiplies and adds four int8 pairs in one
 //! instruction (x86 VNNI, AVX-VNNI, AMX; ARM SDOT). Without one, tract's int8 kernels widen to
 //! 16 bits and do a quarter of the work per instruction that its f32 FMA kernels do, and the
 //! dynamic quantization of every activation comes on top: on an AVX2-only x86 the shipped int8
-//! model ran 33 times slower than its f32 form (BENCHMARKS.md). So `auto` asks tract which kernel
+//! model ran 33 times slower than its f32 form. With one, the products are faster, but the int8
+//! form pays for quantizing each activation at run time and for the element-wise ops that turn
+//! the i32 results back into floats; on every x86 dot-product class measured (AMX, AVX-512 VNNI,
+//! AVX-VNNI, on one Xeon through `TRACT_CPU_ISA`) that cost more than the products saved, and
+//! the f32 form was 1.1 to 2.1 times faster (BENCHMARKS.md). So `auto` asks tract which kernel
 //! its int8 products would get on this CPU and reads its name:
 //!
-//! | int8 kernel tract picks | instruction | CPUs | auto |
-//! | --- | --- | --- | --- |
-//! | `avx512vnni_mmm_i32_*` | VPDPBUSD (AVX-512 VNNI) | Xeon since Cascade Lake, Zen 4 | int8 |
-//! | `avxvnni_mmm_i32_*` | VPDPBUSD (AVX-VNNI) | Alder Lake and later | int8 |
-//! | `avx512amx_mmm_i32_*` | TDPBSSD (AMX-INT8) | Sapphire Rapids and later | int8 |
-//! | `arm64simd_mmm_i32_*_dot` | SDOT | Cortex-A55/A76/A78 (Pi 5, Jetson Orin) | int8 |
-//! | `sme_qmmm_i32_*` | SME outer products | Armv9 with SME | int8 |
-//! | `avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4` | VPMULLW / VPMADDWD (16-bit) | AVX2-only x86 | f32 |
-//! | `arm64simd_mmm_i32_8x8` | SMLAL (16-bit) | Cortex-A72 (Pi 4), A53 | f32 |
-//! | `sve_mmm_i32_*` | SVE widening multiply-add | Armv9 with SVE2 | f32 |
-//! | `armv7neon_mmm_i32_*` | VMLAL (16-bit) | 32-bit ARM | f32 |
-//! | `generic_*` | portable Rust | anything else | f32 |
+//! | int8 kernel tract picks | instruction | CPUs | auto | from |
+//! | --- | --- | --- | --- | --- |
+//! | `avx512amx_mmm_i32_*` | TDPBSSD (AMX-INT8) | Xeon since Sapphire Rapids | f32 | measured: f32 1.2–1.3× faster |
+//! | `avx512vnni_mmm_i32_*` | VPDPBUSD (AVX-512 VNNI) | Xeon since Cascade Lake, Zen 4 | f32 | measured: 1.2–1.4× |
+//! | `avxvnni_mmm_i32_*` | VPDPBUSD (AVX-VNNI) | Core since Alder Lake | f32 | measured: 2.0–2.1× |
+//! | `avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4` | VPMULLW / VPMADDWD (16-bit) | AVX2-only x86 | f32 | measured: 42–47× |
+//! | `arm64simd_mmm_i32_*_dot` | SDOT | Cortex-A55/A76/A78 (Pi 5, Jetson Orin) | int8 | estimate: int8 1.05–1.2× faster |
+//! | `sme_qmmm_i32_*` | SME outer products | Armv9 with SME | int8 | not measured |
+//! | `arm64simd_mmm_i32_8x8` | SMLAL (16-bit) | Cortex-A72 (Pi 4), A53 | f32 | estimate: f32 about 2× faster |
+//! | `sve_mmm_i32_*` | SVE widening multiply-add | Armv9 with SVE2 | f32 | not measured |
+//! | `armv7neon_mmm_i32_*` | VMLAL (16-bit) | 32-bit ARM | f32 | not measured |
+//! | `generic_*` | portable Rust | anything else | f32 | not measured |
 //!
-//! The Cortex-A72 row is an estimate (no Pi 4 was at hand): its NEON unit issues two 4-wide f32
-//! FMAs per cycle but one 4-wide SMLAL, so tract's f32 products do about twice the
-//! multiply-adds per cycle of its int8 ones before the quantization costs anything
-//! (BENCHMARKS.md, "ARM").
+//! The ARM rows are estimates (no board was at hand; BENCHMARKS.md, "ARM"): an A76 issues SDOT
+//! at four times the multiply-adds per cycle of its f32 FMA, against two to four times on the x86
+//! classes, which is what leaves int8 ahead there; an A72's NEON unit issues two 4-wide f32 FMAs
+//! per cycle but one 4-wide SMLAL, so tract's f32 products do about twice the multiply-adds per
+//! cycle of its int8 ones before the quantization costs anything. `attnprompt bench --compare`
+//! measures both forms on the board at hand.
 
 use tract_linalg::mmm::Query;
 use tract_linalg::MmmDispatch;
@@ -64,10 +70,42 @@ pub fn int8_kernel(m: usize, k: usize, n: usize) -> Option<String> {
 
 /// Whether a kernel (by tract-linalg's name) multiplies int8 with dot-product instructions.
 pub fn is_dot_product_kernel(name: &str) -> bool {
-    name.contains("vnni")
-        || name.contains("amx")
-        || name.ends_with("_dot")
-        || name.starts_with("sme_")
+    is_x86_dot_product_kernel(name) || is_arm_dot_product_kernel(name)
+}
+
+fn is_x86_dot_product_kernel(name: &str) -> bool {
+    name.contains("vnni") || name.contains("amx")
+}
+
+fn is_arm_dot_product_kernel(name: &str) -> bool {
+    name.ends_with("_dot") || name.starts_with("sme_")
+}
+
+/// Whether `auto` runs int8 with this int8 kernel (the table above), and why, in a clause.
+pub fn auto_takes_int8(kernel: &str) -> (bool, String) {
+    if is_arm_dot_product_kernel(kernel) {
+        (
+            true,
+            format!("tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions"),
+        )
+    } else if is_x86_dot_product_kernel(kernel) {
+        (
+            false,
+            format!(
+                "tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions, but \
+                 on x86 the int8 form's quantization of activations costs more than they save, \
+                 so f32 is faster (measured)"
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "tract's int8 kernel on this CPU, {kernel}, has no dot-product instructions, so \
+                 f32 is faster"
+            ),
+        )
+    }
 }
 
 /// The shape `auto` asks about: a BERT projection at the default sequence length (hidden 384,
@@ -78,7 +116,7 @@ const PROBE: (usize, usize, usize) = (384, 384, 128);
 /// Resolves `asked` for a model: `int8_model` says whether its matrix products are int8.
 pub fn choose(asked: Precision, int8_model: bool) -> Result<Choice> {
     let kernel = int8_kernel(PROBE.0, PROBE.1, PROBE.2).unwrap_or_else(|| "none".into());
-    let dot = is_dot_product_kernel(&kernel);
+    let (int8_faster, why) = auto_takes_int8(&kernel);
     let (precision, reason) = match (asked, int8_model) {
         (Precision::Int8, false) => {
             return Err(Error::Config(
@@ -93,18 +131,10 @@ pub fn choose(asked: Precision, int8_model: bool) -> Result<Choice> {
             "asked for (--precision f32): int8 weights dequantized to f32 at load".to_string(),
         ),
         (_, false) => ("f32", "the model computes in float".to_string()),
-        (Precision::Auto, true) if dot => (
-            "int8",
-            format!(
-                "auto: tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions"
-            ),
-        ),
+        (Precision::Auto, true) if int8_faster => ("int8", format!("auto: {why}")),
         (Precision::Auto, true) => (
             "f32",
-            format!(
-                "auto: tract's int8 kernel on this CPU, {kernel}, has no dot-product instructions, \
-                 so f32 is faster; int8 weights dequantized to f32 at load"
-            ),
+            format!("auto: {why}; int8 weights dequantized to f32 at load"),
         ),
     };
     Ok(Choice {
@@ -152,6 +182,26 @@ mod tests {
         }
     }
 
+    /// The table: int8 on ARM's dot-product kernels only.
+    #[test]
+    fn auto_takes_int8_on_arm_dot_product_kernels_only() {
+        for (kernel, int8) in [
+            ("avx512amx_mmm_i32_16x16", false),
+            ("avx512vnni_mmm_i32_16x16", false),
+            ("avxvnni_mmm_i32_8x8", false),
+            ("avx2_mmm_i32_8x8", false),
+            ("arm64simd_mmm_i32_8x8_dot", true),
+            ("sme_qmmm_i32_32x32", true),
+            ("arm64simd_mmm_i32_8x8", false),
+            ("armv7neon_mmm_i32_8x4", false),
+            ("generic_i32_4x4", false),
+        ] {
+            let (takes, why) = auto_takes_int8(kernel);
+            assert_eq!(takes, int8, "{kernel}");
+            assert!(why.contains(kernel), "{why}");
+        }
+    }
+
     /// `auto` follows the kernel tract picks on the CPU running the test, whatever it is, and
     /// an explicit choice is kept; a float model has only f32.
     #[test]
@@ -159,7 +209,7 @@ mod tests {
         let kernel = int8_kernel(384, 384, 128).expect("tract has an int8 kernel");
         let auto = choose(Precision::Auto, true).unwrap();
         assert_eq!(auto.int8_kernel, kernel);
-        assert_eq!(auto.is_int8(), is_dot_product_kernel(&kernel), "{auto:?}");
+        assert_eq!(auto.is_int8(), auto_takes_int8(&kernel).0, "{auto:?}");
         assert!(choose(Precision::Int8, true).unwrap().is_int8());
         assert!(!choose(Precision::F32, true).unwrap().is_int8());
         assert!(!choose(Precision::Auto, false).unwrap().is_int8());

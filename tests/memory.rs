@@ -213,10 +213,10 @@ fn a_load_over_the_budget_is_refused_before_the_model_is_parsed() {
     );
 }
 
-/// `auto` picks f32 for speed where the CPU has no int8 dot products; when the f32 form is over
-/// the budget and the int8 form fits, it loads the int8 form and says why, without loading the
-/// f32 form first. Where `auto` picks int8 anyway (a dot-product CPU), the budget works as for
-/// an explicit precision.
+/// `auto` picks f32 for speed where tract's int8 form is slower (every x86 CPU); when the f32 form
+/// is over the budget and the int8 form fits, it loads the int8 form and says why, without
+/// loading the f32 form first. Where `auto` picks int8 anyway (an ARM dot-product CPU), the
+/// budget works as for an explicit precision.
 #[test]
 fn auto_takes_the_int8_form_when_f32_is_over_the_budget() {
     if emulated() {

@@ -55,10 +55,11 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 
-    /// Precision of the matrix products: auto (int8 where this CPU has int8 dot-product
-    /// instructions: AVX-512 VNNI, AVX-VNNI, AMX, ARM SDOT; f32 elsewhere, where tract's int8
-    /// kernels are slower), int8 (the shipped weights as they are), or f32 (int8 weights
-    /// dequantized at load: 52 MiB of weights instead of 22). `inspect` says what auto picks.
+    /// Precision of the matrix products: auto (int8 where it is the faster form: ARM CPUs with
+    /// int8 dot products, SDOT, such as the Pi 5; f32 elsewhere, x86 included, where tract's
+    /// int8 form is slower, with or without VNNI), int8 (the shipped weights as they are, 30 MiB
+    /// less memory), or f32 (int8 weights dequantized at load: 52 MiB of weights instead of
+    /// 22). `inspect` says what auto picks and why; `bench --compare` times both.
     #[arg(long, env = PRECISION_ENV, default_value = "auto", value_name = "auto|int8|f32", value_parser = parse_precision)]
     pub precision: Precision,
 

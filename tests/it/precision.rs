@@ -27,12 +27,13 @@ fn expected() -> (&'static str, bool) {
                 .unwrap_or_default();
             let has = |f: &str| flags.contains(&f);
             if cfg!(target_arch = "x86_64") {
+                // Dot products, but tract's int8 form is slower than f32 on x86 (measured).
                 if has("amx_int8") {
-                    ("avx512amx_mmm_i32_", true)
+                    ("avx512amx_mmm_i32_", false)
                 } else if has("avx512_vnni") && has("avx512f") {
-                    ("avx512vnni_mmm_i32_", true)
+                    ("avx512vnni_mmm_i32_", false)
                 } else if has("avx_vnni") {
-                    ("avxvnni_mmm_i32_", true)
+                    ("avxvnni_mmm_i32_", false)
                 } else if has("avx2") {
                     ("avx2_mmm_i32_8x8", false)
                 } else {
