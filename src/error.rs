@@ -83,6 +83,9 @@ pub enum Error {
     #[error("text is not valid UTF-8 (first invalid byte at offset {offset})")]
     InvalidUtf8 { offset: usize },
 
+    #[error("cannot read the document: {0}")]
+    ReadDocument(String),
+
     #[error("tokenizer failed: {0}")]
     Tokenize(String),
 

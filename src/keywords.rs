@@ -301,14 +301,7 @@ impl Ranker {
             let (ca, cb) = (&candidates[a as usize], &candidates[b as usize]);
             key(ca).cmp(key(cb)).then(ca.first.cmp(&cb.first))
         });
-        // Punctuation inside a phrase (the `-` of a hyphenated compound) is not one of its words.
-        let occurrence_score = |c: &Candidate| -> f32 {
-            words[c.first..c.first + c.len]
-                .iter()
-                .filter(|w| w.kind != WordKind::Punctuation)
-                .map(|w| w.score)
-                .sum()
-        };
+        let occurrence_score = |c: &Candidate| occurrence_score(&words[c.first..c.first + c.len]);
         self.phrases.clear();
         let mut i = 0;
         while i < self.order.len() {
@@ -349,28 +342,37 @@ impl Ranker {
             if out.len() == top_k {
                 break;
             }
-            let surface = &text[p.start..p.end];
-            // A word (or hyphenated compound) already inside a better keyword adds nothing to a
-            // prompt (`zeolite` after `zeolite synthesis`); on Inspec, leaving it out gains 0.27
-            // F1@10 (EVALUATION.md).
-            let single_word = !surface.contains(char::is_whitespace);
-            if single_word
-                && out.iter().any(|k| {
-                    k.text
-                        .split_whitespace()
-                        .any(|w| same_lowercase(w, surface))
-                })
-            {
-                continue;
-            }
-            out.push(Keyword {
-                text: surface.to_string(),
-                start: p.start,
-                end: p.end,
-                score: p.score,
-            });
+            push_unless_inside(out, &text[p.start..p.end], p.start, p.end, p.score);
         }
     }
+}
+
+/// Appends a phrase to the keywords ranked so far, unless it is a single word (or hyphenated
+/// compound) already inside one of them: it would add nothing to a prompt (`zeolite` after
+/// `zeolite synthesis`); on Inspec, leaving it out gains 0.27 F1@10 (EVALUATION.md).
+pub fn push_unless_inside(
+    out: &mut Vec<Keyword>,
+    surface: &str,
+    start: usize,
+    end: usize,
+    score: f32,
+) {
+    let single_word = !surface.contains(char::is_whitespace);
+    if single_word
+        && out.iter().any(|k| {
+            k.text
+                .split_whitespace()
+                .any(|w| same_lowercase(w, surface))
+        })
+    {
+        return;
+    }
+    out.push(Keyword {
+        text: surface.to_string(),
+        start,
+        end,
+        score,
+    });
 }
 
 /// Whether `a` and `b` are equal once lowercased.
@@ -378,6 +380,22 @@ fn same_lowercase(a: &str, b: &str) -> bool {
     a.chars()
         .flat_map(char::to_lowercase)
         .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+/// [`phrase_key`] written into `out`.
+pub fn phrase_key_into(text: &str, words: &[Word], out: &mut String) {
+    out.clear();
+    out.extend(phrase_key(text, words));
+}
+
+/// The score of one occurrence of a phrase: its words' scores summed, punctuation inside it (the
+/// `-` of a hyphenated compound) left out.
+pub fn occurrence_score(words: &[Word]) -> f32 {
+    words
+        .iter()
+        .filter(|w| w.kind != WordKind::Punctuation)
+        .map(|w| w.score)
+        .sum()
 }
 
 /// The lowercased words of a phrase joined by single spaces, as a character stream.

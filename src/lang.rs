@@ -148,6 +148,35 @@ impl Pipelines {
         (Some(lang), result)
     }
 
+    /// Reads a whole document (`Pipeline::run_document`). Its language is told from its first
+    /// chunk, read ahead here, so one pipeline reads it all.
+    pub fn run_document(
+        &mut self,
+        mut reader: impl std::io::Read,
+    ) -> (Option<Lang>, Result<Output>) {
+        let mut head = vec![0u8; crate::document::CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < head.len() {
+            match reader.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return (None, Err(Error::ReadDocument(e.to_string()))),
+            }
+        }
+        head.truncate(filled);
+        // A character cut at the end of the look-ahead does not change the script.
+        let valid = match std::str::from_utf8(&head) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+        };
+        let lang = self.lang_of(valid);
+        let result = self
+            .get(lang)
+            .and_then(|p| p.run_document(std::io::Read::chain(&head[..], reader)));
+        (Some(lang), result)
+    }
+
     /// The pipeline that ran a text of `lang`, if loaded.
     pub fn loaded(&self, lang: Lang) -> Option<&Pipeline> {
         if lang == Lang::Zh {

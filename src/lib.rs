@@ -14,6 +14,7 @@
 // The text side: no tract.
 pub mod candidates;
 pub mod config;
+pub mod document;
 pub mod error;
 pub mod files;
 pub mod heap;

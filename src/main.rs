@@ -33,6 +33,7 @@ const EXIT_IO: u8 = 4;
 Input:
   attnprompt \"TEXT\"          one text; prints its prompt
   attnprompt < FILE           one text per line from stdin (also: --input FILE)
+  attnprompt --document FILE  FILE (or - for stdin) as one document of any length
   In batch mode every input line gets exactly one output line, in order. A line that fails
   prints an empty line (or, with --json, an error object) and the rest go on.
   (A text that is exactly a command name, e.g. \"inspect\", needs `attnprompt -- inspect`.)
@@ -63,6 +64,12 @@ struct Cli {
     /// Read texts from FILE, one per line.
     #[arg(short, long, value_name = "FILE", conflicts_with = "text")]
     input: Option<PathBuf>,
+
+    /// Read FILE (`-`: stdin) as one document, whatever its length: line breaks and paragraphs
+    /// are kept as text, it is read in windows of --max-seq tokens in a fixed memory, and its
+    /// keywords are ranked over the whole of it. One output line.
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["text", "input"])]
+    document: Option<PathBuf>,
 
     /// Print one JSON object per text: keywords with scores and byte offsets, prompt, truncation, latency per stage.
     #[arg(long, global = true)]
@@ -170,6 +177,25 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_LOAD);
         }
         let result = match (&cli.text, &cli.input) {
+            _ if cli.document.is_some() => {
+                let path = cli.document.as_ref().expect("matched");
+                if path.as_os_str() == "-" {
+                    cli::run::run_document(&mut pipelines, io::stdin().lock(), "-", cli.json)
+                } else {
+                    match File::open(path) {
+                        Ok(f) => cli::run::run_document(
+                            &mut pipelines,
+                            f,
+                            &path.display().to_string(),
+                            cli.json,
+                        ),
+                        Err(e) => {
+                            eprintln!("error: cannot read {}: {e}", path.display());
+                            return ExitCode::from(EXIT_IO);
+                        }
+                    }
+                }
+            }
             (Some(text), _) => cli::run::run_single(&mut pipelines, text, cli.json),
             (None, Some(path)) => match File::open(path) {
                 Ok(f) => cli::run::run_batch(&mut pipelines, BufReader::new(f), cli.json),

@@ -7,16 +7,15 @@ use std::time::Instant;
 use crate::candidates::chinese::{default_dict_dir, ChineseCandidates, DICT_DIR_NAME, DICT_FILE};
 use crate::candidates::english::NounPhrases;
 use crate::candidates::tagger::{default_tagger_dir, Tagger, DEFAULT_TAGGER_NAME};
-use crate::config::{
-    Candidates, Config, Layers, Strategy, MAX_PHRASE_WORDS, MAX_TEXT_BYTES, MIN_SEQ,
-};
+use crate::config::{Candidates, Config, Layers, Strategy, MAX_PHRASE_WORDS, MIN_SEQ};
+use crate::document::{self, DocumentReader, CHUNK_BYTES};
 use crate::encoder::{Encoder, EncoderSpec, ModelFacts};
 use crate::error::{Error, Result};
 use crate::keywords::{CandidateGenerator, Keyword, StopwordNgrams};
 use crate::memory::{self, format_size, MemoryPart, MemoryPlan, PROCESS_HOW};
 use crate::precision::Precision;
 use crate::prompt::Template;
-use crate::ranking::{check_covered, check_text, utf8, RankBuffers};
+use crate::ranking::{check_text, utf8};
 use crate::scores;
 use crate::tokenize::{TextTokenizer, Tokens};
 
@@ -35,11 +34,12 @@ pub struct Latency {
 pub struct Output {
     pub keywords: Vec<Keyword>,
     pub prompt: String,
-    /// The text had more tokens than `max_seq`; only the first `kept_bytes` bytes were read.
-    pub truncated: bool,
-    pub kept_bytes: usize,
-    /// Real tokens fed to the model, [CLS] and [SEP] included.
+    /// Bytes read: the whole text or document.
+    pub bytes: usize,
+    /// Real tokens fed to the model, [CLS] and [SEP] included (once per window).
     pub tokens: usize,
+    /// Windows of at most `max_seq` tokens the model read (1 for a text).
+    pub windows: usize,
     pub latency: Latency,
 }
 
@@ -58,10 +58,10 @@ pub struct Pipeline {
 
 /// Per-text working memory, reserved at load from `max_seq` and kept between runs.
 struct Buffers {
+    /// A text cut at `max_seq` (`profile_inference`).
     tokens: Tokens,
-    scores: Vec<f32>,
     scratch: Vec<f32>,
-    rank: RankBuffers,
+    document: DocumentReader,
 }
 
 impl Buffers {
@@ -74,9 +74,8 @@ impl Buffers {
                 truncated: false,
                 kept_bytes: 0,
             },
-            scores: Vec::with_capacity(max_seq),
             scratch: Vec::with_capacity(2 * max_seq),
-            rank: RankBuffers::new(max_seq, top_k),
+            document: DocumentReader::new(max_seq, top_k),
         }
     }
 
@@ -86,8 +85,8 @@ impl Buffers {
         t.ids.capacity() * size_of::<u32>()
             + t.offsets.capacity() * size_of::<(usize, usize)>()
             + t.word_ids.capacity() * size_of::<Option<u32>>()
-            + (self.scores.capacity() + self.scratch.capacity()) * size_of::<f32>()
-            + self.rank.reserved_bytes()
+            + self.scratch.capacity() * size_of::<f32>()
+            + self.document.reserved_bytes()
     }
 }
 
@@ -228,66 +227,80 @@ impl Pipeline {
         self.candidates = generator;
     }
 
-    /// Finds the keywords of `text` and builds its prompt.
+    /// Finds the keywords of `text` and builds its prompt. A text longer than `max_seq` tokens
+    /// is read whole, in windows, as [`Pipeline::run_document`] reads a document.
     pub fn run(&mut self, text: &str) -> Result<Output> {
         let t0 = Instant::now();
         check_text(text)?;
-        let b = &mut self.buffers;
+        let read = self.read_document(text.as_bytes())?;
+        self.finish(read, text, t0)
+    }
 
-        self.tokenizer.tokenize_into(text, &mut b.tokens)?;
-        if b.tokens.truncated {
-            log::warn!(
-                "text cut to its first {} tokens ({} of {} bytes read)",
-                self.config.max_seq,
-                b.tokens.kept_bytes,
-                text.len()
-            );
+    /// Reads a whole document from `reader`, streamed: a chunk of [`CHUNK_BYTES`] at a time,
+    /// each cut into windows of at most `max_seq` tokens (no word cut), the model run on each,
+    /// and every window's candidate phrases summed in a table of [`PHRASE_TABLE_CAPACITY`]
+    /// phrases. Memory does not grow with the document. Keyword offsets are byte offsets in
+    /// the document. A template with `{text}` is refused: the document is not kept.
+    pub fn run_document(&mut self, reader: impl std::io::Read) -> Result<Output> {
+        if self.template.uses_text() {
+            return Err(Error::Template(
+                "{text} needs the whole text, and a document is read in chunks, not kept: use a \
+                 template without {text} for --document"
+                    .into(),
+            ));
         }
-        let t1 = Instant::now();
+        let t0 = Instant::now();
+        let read = self.read_document(reader)?;
+        self.finish(read, "", t0)
+    }
 
-        let special = self.tokenizer.special_ids();
-        check_covered(&b.tokens, text, &special)?;
-        let output = self.encoder.run(&b.tokens.ids)?;
-        let t2 = Instant::now();
-
-        let n = b.tokens.len();
-        scores::token_scores(
-            &output,
-            n,
-            self.config.strategy,
-            &self.layers,
-            &mut b.scores,
-            &mut b.scratch,
-        )?;
-        b.rank.rank(
-            text,
-            &b.tokens,
-            &b.scores,
-            special,
-            &*self.candidates,
-            self.config.top_k,
-            self.config.max_seq,
-        )?;
-        let t3 = Instant::now();
-
-        b.rank.render(&self.template, text)?;
-        let t4 = Instant::now();
-
-        let us = |a: Instant, b: Instant| b.duration_since(a).as_micros() as u64;
+    /// The keywords of what [`Pipeline::read_document`] read, and the prompt.
+    fn finish(&mut self, read: document::Read, text: &str, t0: Instant) -> Result<Output> {
+        let d = &mut self.buffers.document;
+        let t = Instant::now();
+        d.keywords(&read, self.config.top_k, self.config.max_seq)?;
+        let ranking_us = read.ranking_us + t.elapsed().as_micros() as u64;
+        let t = Instant::now();
+        d.render(&self.template, text)?;
+        let prompt_us = t.elapsed().as_micros() as u64;
         Ok(Output {
-            keywords: b.rank.keywords.clone(),
-            prompt: b.rank.prompt.as_str().to_string(),
-            truncated: b.tokens.truncated,
-            kept_bytes: b.tokens.kept_bytes,
-            tokens: n,
+            keywords: d.rank.keywords.clone(),
+            prompt: d.rank.prompt.as_str().to_string(),
+            bytes: read.bytes,
+            tokens: read.tokens,
+            windows: read.windows,
             latency: Latency {
-                tokenize_us: us(t0, t1),
-                inference_us: us(t1, t2),
-                ranking_us: us(t2, t3),
-                prompt_us: us(t3, t4),
-                total_us: us(t0, t4),
+                tokenize_us: read.tokenize_us,
+                inference_us: read.inference_us,
+                ranking_us,
+                prompt_us,
+                total_us: t0.elapsed().as_micros() as u64,
             },
         })
+    }
+
+    /// Reads a document into the phrase table, the model scoring each window.
+    fn read_document(&mut self, reader: impl std::io::Read) -> Result<document::Read> {
+        let Pipeline {
+            config,
+            layers,
+            tokenizer,
+            encoder,
+            candidates,
+            buffers: b,
+            ..
+        } = self;
+        let scratch = &mut b.scratch;
+        b.document.read(
+            reader,
+            tokenizer,
+            &**candidates,
+            config.max_seq,
+            |ids, scores| {
+                let output = encoder.run(ids)?;
+                scores::token_scores(&output, ids.len(), config.strategy, layers, scores, scratch)
+            },
+        )
     }
 
     /// Tokenizes `text` and runs the model with per-node timing, adding into `acc` (see
@@ -327,8 +340,8 @@ fn parts_before_model(
             } else {
                 TOKENIZER_BYTES_PER_VOCAB_ENTRY
             } * vocab
-                + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * MAX_TEXT_BYTES as u64,
-            how: "per vocabulary entry, plus encoding the longest text accepted",
+                + TOKENIZER_WORK_BYTES_PER_TEXT_BYTE * CHUNK_BYTES as u64,
+            how: "per vocabulary entry, plus encoding one chunk of a text",
         },
         MemoryPart {
             name: "candidates",

@@ -123,6 +123,11 @@ impl Template {
         &self.source
     }
 
+    /// Whether it has a `{text}` placeholder (a document read in chunks cannot fill one).
+    pub fn uses_text(&self) -> bool {
+        self.pieces.contains(&Piece::Text)
+    }
+
     /// Renders into `out` (cleared first). `keywords` must not be empty.
     pub fn render(&self, keywords: &[Keyword], text: &str, out: &mut PromptBuf) -> Result<()> {
         out.clear();

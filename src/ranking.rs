@@ -117,6 +117,29 @@ impl RankBuffers {
         top_k: usize,
         max_seq: usize,
     ) -> Result<()> {
+        self.find_candidates(text, tokens, scores, special, generator);
+        self.ranker.rank(
+            text,
+            &self.words,
+            &self.candidates,
+            top_k,
+            &mut self.keywords,
+        );
+        if self.keywords.is_empty() {
+            return Err(Error::NoKeywords { max_seq });
+        }
+        Ok(())
+    }
+
+    /// Token scores → words → candidates, in `self.words` and [`RankBuffers::candidates`].
+    pub fn find_candidates(
+        &mut self,
+        text: &str,
+        tokens: &Tokens,
+        scores: &[f32],
+        special: SpecialIds,
+        generator: &dyn CandidateGenerator,
+    ) {
         // Only the part the model read is segmented: words past it would score nothing.
         if generator.segment(&text[..tokens.kept_bytes], &mut self.spans) {
             keywords::words_from_spans(
@@ -131,17 +154,11 @@ impl RankBuffers {
             keywords::words(text, tokens, scores, special, &mut self.words);
         }
         generator.candidates(text, &self.words, &mut self.candidates);
-        self.ranker.rank(
-            text,
-            &self.words,
-            &self.candidates,
-            top_k,
-            &mut self.keywords,
-        );
-        if self.keywords.is_empty() {
-            return Err(Error::NoKeywords { max_seq });
-        }
-        Ok(())
+    }
+
+    /// The candidates [`RankBuffers::find_candidates`] found, as word ranges of `self.words`.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
     }
 
     /// The keywords → the prompt, in `self.prompt`.

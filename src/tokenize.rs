@@ -155,6 +155,29 @@ impl TextTokenizer {
         Ok(())
     }
 
+    /// Tokenizes a chunk of a document whole, without the start and end tokens and without a
+    /// cut: the document path ([`crate::document`]) cuts it into windows itself.
+    pub fn tokenize_chunk_into(&mut self, text: &str, out: &mut Tokens) -> Result<()> {
+        let truncation = self.inner.get_truncation().cloned();
+        self.inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenize(e.to_string()))?;
+        let encoding = self.inner.encode(text, false);
+        self.inner
+            .with_truncation(truncation)
+            .map_err(|e| Error::Tokenize(e.to_string()))?;
+        let encoding = encoding.map_err(|e| Error::Tokenize(e.to_string()))?;
+        out.ids.clear();
+        out.ids.extend_from_slice(encoding.get_ids());
+        out.offsets.clear();
+        out.offsets.extend_from_slice(encoding.get_offsets());
+        out.word_ids.clear();
+        out.word_ids.extend_from_slice(encoding.get_word_ids());
+        out.truncated = false;
+        out.kept_bytes = text.len();
+        Ok(())
+    }
+
     pub fn tokenize(&self, text: &str) -> Result<Tokens> {
         let mut out = Tokens::default();
         self.tokenize_into(text, &mut out)?;

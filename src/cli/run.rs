@@ -22,6 +22,60 @@ pub fn run_single(pipelines: &mut Pipelines, text: &OsStr, json: bool) -> io::Re
     Ok(usize::from(result.is_err()))
 }
 
+/// One document of any length (`--document`). Returns the number of failures (0 or 1).
+pub fn run_document(
+    pipelines: &mut Pipelines,
+    reader: impl io::Read,
+    name: &str,
+    json: bool,
+) -> io::Result<usize> {
+    let (lang, result) = pipelines.run_document(reader);
+    let mut out = io::stdout().lock();
+    match (&result, json) {
+        (Ok(o), false) => writeln!(out, "{}", o.prompt)?,
+        (Ok(o), true) => {
+            let lang = lang.expect("a document that ran has a language");
+            let pipeline = pipelines
+                .loaded(lang)
+                .expect("the pipeline that ran is loaded");
+            let v = json!({
+                "lang": lang,
+                "document": name,
+                "keywords": o.keywords,
+                "prompt": o.prompt,
+                "bytes": o.bytes,
+                "tokens": o.tokens,
+                "windows": o.windows,
+                "max_seq": pipeline.config().max_seq,
+                "precision": pipeline.model_facts().precision.precision,
+                "strategy": pipeline.config().strategy.name(),
+                "layers": pipeline.layers(),
+                "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),
+                "peak_rss_bytes": heap::peak_rss_bytes(),
+                "latency_us": {
+                    "tokenize": o.latency.tokenize_us,
+                    "inference": o.latency.inference_us,
+                    "ranking": o.latency.ranking_us,
+                    "prompt": o.latency.prompt_us,
+                    "total": o.latency.total_us,
+                },
+            });
+            writeln!(out, "{v}")?
+        }
+        (Err(e), _) => {
+            eprintln!("error: {name}: {e}");
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "error": e.to_string(), "document": name })
+                )?;
+            }
+        }
+    }
+    Ok(usize::from(result.is_err()))
+}
+
 /// The checks on one command-line text that need no model (UTF-8, empty, too long), so a bad
 /// text is refused at once instead of after a model load. Reports the error as [`run_single`]
 /// would; returns whether the text passed.
@@ -166,9 +220,8 @@ fn report(
                 "text": String::from_utf8_lossy(input),
                 "keywords": o.keywords,
                 "prompt": o.prompt,
-                "truncated": o.truncated,
-                "kept_bytes": o.kept_bytes,
                 "tokens": o.tokens,
+                "windows": o.windows,
                 "max_seq": pipeline.config().max_seq,
                 "precision": pipeline.model_facts().precision.precision,
                 "strategy": pipeline.config().strategy.name(),

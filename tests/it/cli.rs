@@ -47,7 +47,7 @@ fn json_lines(o: &Output) -> Vec<Value> {
 
 /// The JSON report, and the same keywords with two threads for tract's matrix products.
 #[test]
-fn json_has_keywords_offsets_prompt_truncation_and_latency_whatever_the_threads() {
+fn json_has_keywords_offsets_prompt_windows_and_latency_whatever_the_threads() {
     let o = attnprompt(&["--json", "--top-k", "3", SHORT], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let v = &json_lines(&o)[0];
@@ -64,7 +64,7 @@ fn json_has_keywords_offsets_prompt_truncation_and_latency_whatever_the_threads(
     }
     let scores: Vec<f64> = kws.iter().map(|k| k["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-    assert_eq!(v["truncated"], false);
+    assert_eq!(v["windows"], 1);
     assert_eq!(v["tokens"], 16);
     assert_eq!(v["max_seq"], 128);
     let lat = &v["latency_us"];
@@ -201,22 +201,39 @@ fn a_bad_single_text_is_refused_before_the_model_loads() {
     );
 }
 
+/// A text longer than --max-seq is read whole, in windows: a phrase only its last sentence
+/// has is found, at its offset in the text, and the JSON says how much was read.
 #[test]
-fn long_text_is_cut_and_the_cut_is_reported() {
-    let text =
-        "Edge inference with quantized transformers needs careful memory planning. ".repeat(30);
-    let o = attnprompt(&["--json", "--max-seq", "32", &text], None);
+fn long_text_is_read_whole_in_windows() {
+    let late = "Photonic lattice resonators trap light in silicon chips.";
+    let text = "Edge inference with quantized transformers needs careful memory planning. "
+        .repeat(10)
+        + late;
+    let o = attnprompt(&["--json", "--max-seq", "32", "-k", "10", &text], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let v = &json_lines(&o)[0];
-    assert_eq!(v["truncated"], true);
-    assert_eq!(v["tokens"], 32);
-    let kept = v["kept_bytes"].as_u64().unwrap() as usize;
-    assert!(kept > 0 && kept < text.len());
+    // Every token read once, each window wrapped in its start and end token, at most 30 more.
+    let tokenizer = attnprompt::tokenize::TextTokenizer::load(
+        &crate::common::shipped_model_dir().join("tokenizer.json"),
+        512,
+    )
+    .unwrap();
+    let inner = tokenizer.tokenize(&text).unwrap().len() - 2;
+    let windows = v["windows"].as_u64().unwrap() as usize;
     assert!(
-        stderr(&o).contains("text cut to its first 32 tokens"),
-        "{}",
-        stderr(&o)
+        windows >= inner.div_ceil(30),
+        "{windows} windows for {inner} tokens"
     );
+    assert_eq!(v["tokens"].as_u64().unwrap() as usize, inner + 2 * windows);
+    let found = v["keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["text"].as_str().unwrap().starts_with("Photonic"))
+        .unwrap_or_else(|| panic!("{}", v["keywords"]));
+    let start = found["start"].as_u64().unwrap() as usize;
+    assert_eq!(start, text.len() - late.len());
+    assert!(!stderr(&o).contains("cut"), "{}", stderr(&o));
 }
 
 /// A single text prints its prompt, built from the top keyword. The stopword n-grams are what
@@ -694,4 +711,54 @@ fn an_interrupted_batch_leaves_whole_lines_only() {
             "{err}"
         );
     }
+}
+
+/// `--document -`: stdin as one document, line breaks kept as text, one JSON line that says
+/// what was read; keyword offsets point into the document. A document that is not UTF-8 is
+/// refused with the offset of its first bad byte, exit 1.
+#[test]
+fn a_document_from_stdin_is_read_whole() {
+    let paragraph = "Edge inference with quantized transformers needs careful memory planning.\n";
+    let document =
+        paragraph.repeat(6) + "\nPhotonic lattice resonators trap light in silicon chips.\n";
+    let o = attnprompt(
+        &["--document", "-", "--json", "--max-seq", "32", "-k", "10"],
+        Some(document.as_bytes()),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1);
+    let v = &lines[0];
+    assert_eq!(v["document"], "-");
+    assert_eq!(v["bytes"].as_u64().unwrap() as usize, document.len());
+    assert!(v["windows"].as_u64().unwrap() >= 3, "{v}");
+    let keywords = v["keywords"].as_array().unwrap();
+    for k in keywords {
+        let (s, e) = (
+            k["start"].as_u64().unwrap() as usize,
+            k["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&document[s..e], k["text"].as_str().unwrap());
+    }
+    assert!(
+        keywords
+            .iter()
+            .any(|k| k["text"].as_str().unwrap().starts_with("Photonic")),
+        "{v}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("attnprompt-document-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.txt");
+    let mut bad = document.as_bytes().to_vec();
+    bad[100] = 0xFF;
+    std::fs::write(&path, &bad).unwrap();
+    let o = attnprompt(&[std::ffi::OsStr::new("--document"), path.as_os_str()], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not valid UTF-8 (first invalid byte at offset 100)"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,6 +10,7 @@
 mod chinese;
 mod cli;
 mod common;
+mod document;
 mod errors;
 mod eval;
 mod nounphrase;

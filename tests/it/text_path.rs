@@ -15,9 +15,10 @@ use attnprompt::candidates::chinese::ChineseCandidates;
 use attnprompt::candidates::english::NounPhrases;
 use attnprompt::candidates::tagger::Tagger;
 use attnprompt::config::{MAX_PHRASE_WORDS, MAX_TEXT_BYTES};
+use attnprompt::document::DocumentReader;
 use attnprompt::keywords::{CandidateGenerator, Keyword, StopwordNgrams};
 use attnprompt::prompt::{Template, PROMPT_CAPACITY, TEMPLATE_CAPACITY};
-use attnprompt::ranking::{check_bytes, check_covered, RankBuffers};
+use attnprompt::ranking::{check_bytes, check_covered};
 use attnprompt::tokenize::{TextTokenizer, Tokens};
 use attnprompt::Error;
 
@@ -46,8 +47,7 @@ pub struct TextPath {
     generators: [Box<dyn CandidateGenerator + Send>; 3],
     template: Template,
     tokens: Tokens,
-    scores: Vec<f32>,
-    rank: RankBuffers,
+    document: DocumentReader,
 }
 
 impl TextPath {
@@ -70,8 +70,7 @@ impl TextPath {
             ],
             template: Template::parse(TEMPLATE).expect("template"),
             tokens: Tokens::default(),
-            scores: Vec::with_capacity(MAX_SEQ),
-            rank: RankBuffers::new(MAX_SEQ, TOP_K),
+            document: DocumentReader::new(MAX_SEQ, TOP_K),
         }
     }
 
@@ -89,38 +88,46 @@ impl TextPath {
     fn run_unchecked(&mut self, route: usize, bytes: &[u8]) -> Result<String, Error> {
         let text = check_bytes(bytes)?;
         let tokenizer = if route == 2 {
-            &self.chinese
+            &mut self.chinese
         } else {
-            &self.english
+            &mut self.english
         };
+        // The first window as the tokenizer cuts it, checked on its own.
         tokenizer.tokenize_into(text, &mut self.tokens)?;
         check_tokens(text, &self.tokens, tokenizer.vocab_size());
-        let special = tokenizer.special_ids();
-        check_covered(&self.tokens, text, &special)?;
-        self.scores.clear();
-        self.scores.extend(
-            self.tokens
-                .ids
-                .iter()
-                .enumerate()
-                .map(|(i, &id)| synthetic_score(id, i)),
-        );
-        self.rank.rank(
-            text,
-            &self.tokens,
-            &self.scores,
-            special,
+        let (vocab, special) = (tokenizer.vocab_size(), tokenizer.special_ids());
+        // The whole text, window by window, as `Pipeline::run` reads it.
+        let read = self.document.read(
+            text.as_bytes(),
+            tokenizer,
             &*self.generators[route],
-            TOP_K,
             MAX_SEQ,
+            |ids, scores| {
+                check_window(ids, vocab, special);
+                scores.clear();
+                scores.extend(
+                    ids.iter()
+                        .enumerate()
+                        .map(|(i, &id)| synthetic_score(id, i)),
+                );
+                Ok(())
+            },
         )?;
-        self.rank.render(&self.template, text)?;
-        Ok(self.rank.prompt.to_string())
+        assert_eq!(read.bytes, text.len());
+        assert!(read.tokens <= read.windows * MAX_SEQ);
+        if read.windows == 0 && read.unknown > 0 {
+            // Every window was refused for unknown tokens: so is the first as the tokenizer
+            // cuts it.
+            assert!(check_covered(&self.tokens, text, &special).is_err());
+        }
+        self.document.keywords(&read, TOP_K, MAX_SEQ)?;
+        self.document.render(&self.template, text)?;
+        Ok(self.document.rank.prompt.to_string())
     }
 
     fn check_output(&self, bytes: &[u8], prompt: &str) {
         let text = std::str::from_utf8(bytes).expect("an accepted text is UTF-8");
-        let keywords = &self.rank.keywords;
+        let keywords = &self.document.rank.keywords;
         assert!(
             (1..=TOP_K).contains(&keywords.len()),
             "{} keywords",
@@ -131,10 +138,6 @@ impl TextPath {
                 text.get(k.start..k.end),
                 Some(k.text.as_str()),
                 "keyword {k:?} is not its span of the text"
-            );
-            assert!(
-                k.end <= self.tokens.kept_bytes,
-                "keyword {k:?} past the part read"
             );
             assert!(k.score.is_finite(), "score of {k:?}");
             assert!(
@@ -162,6 +165,15 @@ impl TextPath {
         assert_eq!(prompt, expected_prompt(keywords));
         assert!(prompt.len() <= PROMPT_CAPACITY);
     }
+}
+
+/// A window as the model gets it: the start and end tokens around at most `MAX_SEQ - 2` others,
+/// every id inside the vocabulary.
+fn check_window(ids: &[u32], vocab: usize, special: attnprompt::tokenize::SpecialIds) {
+    assert!((3..=MAX_SEQ).contains(&ids.len()), "{} tokens", ids.len());
+    assert_eq!(ids[0], special.start);
+    assert_eq!(ids[ids.len() - 1], special.end);
+    assert!(ids.iter().all(|&id| (id as usize) < vocab));
 }
 
 /// TEMPLATE rendered by hand.

@@ -1,0 +1,153 @@
+//! Texts and documents longer than a window (issue 20): how they are cut into windows, checked
+//! against the tokenizer and the segmenter; and whole documents through the model, keyword
+//! offsets pointing into the document across its chunks.
+
+use std::path::PathBuf;
+
+use attnprompt::candidates::chinese::ChineseCandidates;
+use attnprompt::document::{DocumentReader, CHUNK_BYTES};
+use attnprompt::keywords::{CandidateGenerator, StopwordNgrams};
+use attnprompt::tokenize::{TextTokenizer, Tokens};
+use attnprompt::{Config, Error, Pipeline};
+
+use crate::common::{config, emulated, shipped_model_dir};
+
+fn models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// Reads `text` with a scorer that records each window's ids, and returns the windows' token
+/// ranges in the text's tokens (tokenized whole, as one chunk) with those tokens.
+fn windows_of(
+    text: &str,
+    tokenizer: &mut TextTokenizer,
+    generator: &dyn CandidateGenerator,
+    max_seq: usize,
+) -> (Vec<(usize, usize)>, Tokens) {
+    assert!(text.len() <= CHUNK_BYTES, "one chunk");
+    let special = tokenizer.special_ids();
+    let mut seen: Vec<Vec<u32>> = Vec::new();
+    let mut reader = DocumentReader::new(max_seq, 5);
+    let read = reader
+        .read(
+            text.as_bytes(),
+            tokenizer,
+            generator,
+            max_seq,
+            |ids, scores| {
+                assert!(ids.len() <= max_seq);
+                assert_eq!((ids[0], ids[ids.len() - 1]), (special.start, special.end));
+                seen.push(ids[1..ids.len() - 1].to_vec());
+                scores.clear();
+                scores.extend(ids.iter().map(|_| 1.0));
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(read.windows, seen.len());
+    let mut whole = Tokens::default();
+    tokenizer.tokenize_chunk_into(text, &mut whole).unwrap();
+    // Every token in exactly one window, in order.
+    assert_eq!(seen.concat(), whole.ids);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for w in &seen {
+        ranges.push((start, start + w.len()));
+        start += w.len();
+    }
+    (ranges, whole)
+}
+
+#[test]
+fn english_windows_cover_every_token_once_and_never_cut_a_word() {
+    let path = models().join("all-MiniLM-L6-v2-int8/tokenizer.json");
+    let mut tokenizer = TextTokenizer::load(&path, 128).unwrap();
+    let stopwords = StopwordNgrams { max_words: 4 };
+    // Long words of many pieces, so a window edge often falls inside one.
+    let text = "Electroencephalographically unmicrocontrollerized thermoregulation \
+                interoperability characterizations. "
+        .repeat(12);
+    let (ranges, whole) = windows_of(&text, &mut tokenizer, &stopwords, 16);
+    assert!(ranges.len() > 10, "{} windows", ranges.len());
+    for &(start, _) in &ranges[1..] {
+        assert_ne!(
+            whole.word_ids[start],
+            whole.word_ids[start - 1],
+            "a window starts inside a word at token {start}"
+        );
+        let at = whole.offsets[start].0;
+        assert!(
+            !text[..at].ends_with(char::is_alphanumeric)
+                || !text[at..].starts_with(char::is_alphanumeric),
+            "cut inside a word at byte {at}"
+        );
+    }
+}
+
+#[test]
+fn chinese_windows_end_where_jieba_words_end() {
+    let path = models().join("multilingual-e5-small-zh-en-int8/tokenizer.json");
+    let mut tokenizer = TextTokenizer::load(&path, 128).unwrap();
+    let jieba = ChineseCandidates::load(&models().join("jieba")).unwrap();
+    let text = "人工智能大模型的提示词知识迁移技术可以提高模型在目标任务上的性能，\
+                边缘设备上的量化编码器读取注意力并找出关键词。"
+        .repeat(8);
+    let (ranges, whole) = windows_of(&text, &mut tokenizer, &jieba, 24);
+    assert!(ranges.len() > 10, "{} windows", ranges.len());
+    let mut spans = Vec::new();
+    assert!(jieba.segment(&text, &mut spans));
+    for &(start, _) in &ranges[1..] {
+        let at = whole.offsets[start].0;
+        assert!(
+            spans.iter().any(|s| s.0 == at),
+            "a window starts at byte {at}, inside a jieba word"
+        );
+    }
+}
+
+/// A document of several chunks through the model: keyword offsets are offsets in the
+/// document, and a phrase only the second chunk has is found. Host only: about 40 windows,
+/// minutes under qemu; the windows and the table are checked above and in `document.rs`
+/// on every target.
+#[test]
+fn a_document_of_several_chunks_keeps_its_offsets() {
+    if emulated() {
+        eprintln!("skipped under emulation: 40 model runs");
+        return;
+    }
+    let filler: String = (0..120)
+        .map(|i| format!("Sensor node {i} reports attention maps to the gateway. "))
+        .collect();
+    let late = "Photonic lattice resonators trap light in silicon. ";
+    let document = filler.clone() + &late.repeat(3) + &filler;
+    assert!(document.len() > CHUNK_BYTES / 2 && filler.len() < CHUNK_BYTES);
+    let document = document.clone() + &document;
+    assert!(document.len() > CHUNK_BYTES);
+    let mut cfg: Config = config(shipped_model_dir());
+    cfg.top_k = 10;
+    let mut p = Pipeline::load(cfg).unwrap();
+    let out = p.run_document(document.as_bytes()).unwrap();
+    assert_eq!(out.bytes, document.len());
+    assert!(
+        out.windows > CHUNK_BYTES / 128 / 4,
+        "{} windows",
+        out.windows
+    );
+    for k in &out.keywords {
+        assert_eq!(document.get(k.start..k.end), Some(k.text.as_str()), "{k:?}");
+    }
+    let photonic = out
+        .keywords
+        .iter()
+        .find(|k| k.text.starts_with("Photonic"))
+        .unwrap_or_else(|| panic!("{:?}", out.keywords));
+    assert_eq!(photonic.start, filler.len());
+
+    // `{text}` needs the text: a document is not kept, so its template is refused.
+    let mut cfg: Config = config(shipped_model_dir());
+    cfg.template = "Summarise {text} around {keyword}".into();
+    let mut p = Pipeline::load(cfg).unwrap();
+    assert!(p.run("Tract runs ONNX models.").is_ok());
+    let err = p.run_document(&b"Tract runs ONNX models."[..]).unwrap_err();
+    assert!(matches!(err, Error::Template(_)), "{err}");
+}
