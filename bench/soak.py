@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: N lines of real and hostile text through one `attnprompt --json` process in batch mode.
 
-The lines mix real English and Chinese sentences (some cut at --max-seq, some with CRLF endings)
+The lines mix real English and Chinese sentences (some longer than --max-seq, read in several windows, some with CRLF endings)
 with hostile ones: empty and blank lines, invalid UTF-8, NUL bytes and control characters, emoji,
 right-to-left scripts, combining marks, punctuation only, a script the model does not know, and
 lines over the 64 KiB limit. Deterministic (fixed seed); every kind comes early, so both language
@@ -72,7 +72,7 @@ def lines(n, rng):
     """Yields (bytes without newline, ending, expectation) for n lines. Expectation: 'ok' (must be
     answered), 'fail:<text of the error>' or 'any'."""
     def real():
-        k = rng.choice([1, 1, 1, 2, 3, 8])  # 8 sentences: over --max-seq, cut
+        k = rng.choice([1, 1, 1, 2, 3, 8])  # 8 sentences: over --max-seq, several windows
         pool = ENGLISH if rng.random() < 0.8 else CHINESE
         sep = " " if pool is ENGLISH else ""
         return sep.join(rng.choice(pool) for _ in range(k)).encode()

@@ -2,7 +2,7 @@
 """tract (through `attnprompt bench`) against onnxruntime, side by side in one run.
 
 Both engines get the same texts, tokenized by the same tokenizer.json into the same ids: one text
-per sequence length, long enough to be cut at exactly `seq` tokens, run unpadded as attnprompt
+per sequence length, the prefix of one passage that tokenizes to exactly `seq` tokens (one window), run unpadded as attnprompt
 runs it. Both compute the same outputs: the attention probabilities of the layer attnprompt reads
 by default (the last; onnxruntime gets that Softmax output added to an in-memory copy of the graph
 and drops the model's own output, so it prunes what the attention does not need, as tract does).
@@ -53,6 +53,30 @@ TEXT = (
 ) * 4
 
 
+def plain_tokenizer():
+    """The shipped tokenizer without the export's padding and truncation settings."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def text_of(tokenizer, n: int) -> str:
+    """The longest prefix of TEXT, cut where a token ends, that encodes to exactly n tokens
+    ([CLS] and [SEP] included): one window of n tokens for attnprompt, the same ids for both."""
+    enc = tokenizer.encode(TEXT)
+    best = None
+    for end in sorted({e for (_, e) in enc.offsets if e > 0}):
+        prefix = TEXT[:end]
+        if len(tokenizer.encode(prefix).ids) == n:
+            best = prefix
+    if best is None:
+        raise SystemExit(f"no prefix of the text has exactly {n} tokens")
+    return best
+
+
 def ort_model(form: str):
     import onnx
 
@@ -71,7 +95,6 @@ def ort_worker(args) -> None:
     import numpy as np
     import onnx
     import onnxruntime as ort
-    from tokenizers import Tokenizer
 
     model = ort_model(args.form)
     softmax = [n.output[0] for n in model.graph.node if n.op_type == "Softmax"]
@@ -86,10 +109,8 @@ def ort_worker(args) -> None:
     t0 = time.perf_counter()
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - t0) * 1e3
-    tok = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
-    tok.no_padding()
-    tok.enable_truncation(args.seq)
-    ids = np.array([tok.encode(TEXT).ids], dtype=np.int64)
+    tok = plain_tokenizer()
+    ids = np.array([tok.encode(text_of(tok, args.seq)).ids], dtype=np.int64)
     assert ids.shape[1] == args.seq, ids.shape
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     for _ in range(args.warmup):
@@ -152,13 +173,14 @@ def main() -> int:
 
     tract_forms = args.tract.split(",")
     ort_forms = [f for f in args.ort.split(",") if f != "fp32" or FP32_MODEL.exists()]
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write(TEXT.strip() + "\n")
-        texts_file = f.name
+    tok = plain_tokenizer()
     rows = []
     setting = None
     ort_version = None
     for seq in [int(s) for s in args.seqs.split(",")]:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write(text_of(tok, seq) + "\n")
+            texts_file = f.name
         for threads in [int(t) for t in args.threads.split(",")]:
             runs = {("tract", p): [] for p in tract_forms} | {("ort", f): [] for f in ort_forms}
             for _ in range(args.rounds):
@@ -184,13 +206,13 @@ def main() -> int:
                 row["auto_precision"] = runs[("tract", "auto")][0]["setting"]["precision"]["precision"]
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    os.unlink(texts_file)
+        os.unlink(texts_file)
 
     print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine {setting['cpu']} "
           f"[{' '.join(setting['cpu_features'])}], {os.cpu_count()} cores; {platform.platform()}")
     print(f"model {setting['model']} (sha256 {setting['model_sha256'][:16]}…); tract {setting['tract_version']} "
           f"({setting['profile']}, {setting['target']}); onnxruntime {ort_version}")
-    print(f"inference only (attention of the last layer), one text cut at seq tokens, unpadded; "
+    print(f"inference only (attention of the last layer), one text of exactly seq tokens, unpadded; "
           f"{args.iterations} runs per round after {args.warmup} warm-up, {args.rounds} alternating rounds; "
           "median of round medians (ms)")
     print()

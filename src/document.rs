@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::config::MAX_PHRASE_WORDS;
 use crate::error::{Error, Result};
-use crate::keywords::{self, push_unless_inside, CandidateGenerator, Keyword};
+use crate::keywords::{self, push_unless_inside, Aggregation, CandidateGenerator, Keyword};
 use crate::prompt::Template;
 use crate::ranking::{check_covered, RankBuffers};
 use crate::tokenize::{TextTokenizer, Tokens};
@@ -156,8 +156,9 @@ struct Entry {
     start: usize,
     end: usize,
     sum: f32,
+    max: f32,
     occurrences: u32,
-    /// A single word: its score is its mean over occurrences, not the sum (as in
+    /// A single word: by default its score is its mean over occurrences, not the sum (as in
     /// [`crate::keywords::Ranker::rank`]).
     single_word: bool,
 }
@@ -172,22 +173,21 @@ impl Entry {
         std::str::from_utf8(&self.surface[..self.surface_len as usize]).unwrap_or("")
     }
 
-    fn score(&self) -> f32 {
-        if self.single_word {
-            self.sum / self.occurrences as f32
-        } else {
-            self.sum
+    fn score(&self, aggregation: Aggregation) -> f32 {
+        match aggregation {
+            Aggregation::SumMultiword if self.single_word => self.sum / self.occurrences as f32,
+            Aggregation::SumMultiword | Aggregation::Sum => self.sum,
+            Aggregation::Max => self.max,
         }
     }
+}
 
-    /// Stronger first; ties to the phrase met first, as the ranker orders them.
-    fn rank_cmp(&self, other: &Entry) -> std::cmp::Ordering {
-        other
-            .score()
-            .total_cmp(&self.score())
-            .then(self.start.cmp(&other.start))
-            .then(self.end.cmp(&other.end))
-    }
+/// Stronger first; ties to the phrase met first, as the ranker orders them.
+fn rank_cmp(a: &Entry, b: &Entry, aggregation: Aggregation) -> std::cmp::Ordering {
+    b.score(aggregation)
+        .total_cmp(&a.score(aggregation))
+        .then(a.start.cmp(&b.start))
+        .then(a.end.cmp(&b.end))
 }
 
 /// Phrase scores summed over a document's windows, in a fixed capacity: [`PHRASE_TABLE_CAPACITY`]
@@ -200,6 +200,8 @@ pub struct PhraseTable {
     scratch: Vec<Entry>,
     /// Phrases dropped to make room, over the document.
     dropped: usize,
+    /// How occurrences make a phrase's score.
+    pub aggregation: Aggregation,
 }
 
 impl PhraseTable {
@@ -211,6 +213,7 @@ impl PhraseTable {
             pending: Vec::with_capacity(window_occurrences),
             scratch: Vec::with_capacity(capacity + window_occurrences),
             dropped: 0,
+            aggregation: Aggregation::SumMultiword,
         }
     }
 
@@ -265,6 +268,7 @@ impl PhraseTable {
             start,
             end,
             sum: score,
+            max: score,
             occurrences: 1,
             single_word,
         };
@@ -294,6 +298,7 @@ impl PhraseTable {
             match self.scratch.last_mut() {
                 Some(last) if last.key() == next.key() => {
                     last.sum += next.sum;
+                    last.max = last.max.max(next.max);
                     last.occurrences += next.occurrences;
                 }
                 _ => self.scratch.push(next),
@@ -303,8 +308,9 @@ impl PhraseTable {
         std::mem::swap(&mut self.entries, &mut self.scratch);
         if self.entries.len() > self.capacity {
             self.dropped += self.entries.len() - self.capacity;
+            let aggregation = self.aggregation;
             self.entries
-                .select_nth_unstable_by(self.capacity - 1, |a, b| a.rank_cmp(b));
+                .select_nth_unstable_by(self.capacity - 1, |a, b| rank_cmp(a, b, aggregation));
             self.entries.truncate(self.capacity);
             self.entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
         }
@@ -313,13 +319,15 @@ impl PhraseTable {
     /// The `top_k` keywords, best first, as [`crate::keywords::Ranker::rank`] picks them (a single
     /// word inside a better keyword is left out). Reorders the table: call once, at the end.
     pub fn top_k(&mut self, top_k: usize, out: &mut Vec<Keyword>) {
-        self.entries.sort_unstable_by(|a, b| a.rank_cmp(b));
+        let aggregation = self.aggregation;
+        self.entries
+            .sort_unstable_by(|a, b| rank_cmp(a, b, aggregation));
         out.clear();
         for e in &self.entries {
             if out.len() == top_k {
                 break;
             }
-            push_unless_inside(out, e.surface(), e.start, e.end, e.score());
+            push_unless_inside(out, e.surface(), e.start, e.end, e.score(aggregation));
         }
     }
 }
@@ -525,6 +533,11 @@ impl DocumentReader {
         }
     }
 
+    /// How a phrase's occurrences make its score ([`Aggregation::SumMultiword`] unless set).
+    pub fn set_aggregation(&mut self, aggregation: Aggregation) {
+        self.table.aggregation = aggregation;
+    }
+
     /// The keywords → the prompt, in `self.rank.prompt`.
     pub fn render(&mut self, template: &Template, text: &str) -> Result<()> {
         self.rank.render(template, text)
@@ -596,6 +609,16 @@ mod tests {
         );
         windows(0, 8, can_cut, &mut out);
         assert!(out.is_empty());
+        // Pieces of words: a b ##c d ##e ##f g, words 0 1 1 2 2 2 3; a cut only where a word
+        // starts. 3 per window: (0,3) ends before word 2, (3,6) is word 2 whole, then (6,7).
+        let word_ids = [0, 1, 1, 2, 2, 2, 3];
+        let word_start = |i: usize| word_ids[i] != word_ids[i - 1];
+        windows(7, 5, word_start, &mut out);
+        assert_eq!(out, [(0, 3), (3, 6), (6, 7)]);
+        // 2 per window: (0,2) would cut word 1 → (0,1); (1,3); word 2 is longer than a window
+        // and is cut: (3,5), (5,7).
+        windows(7, 4, word_start, &mut out);
+        assert_eq!(out, [(0, 1), (1, 3), (3, 5), (5, 7)]);
     }
 
     /// A small deterministic generator for the table tests (no dependency).

@@ -5,9 +5,10 @@
 //! predictions), R@k = tp / |gold|, F1 = 2PR / (P + R); macro = mean over documents, micro =
 //! from the summed counts.
 //!
-//! [`Evaluator`] runs the model over documents longer than `max_seq` in windows (as SAMRank
-//! does), each word scored in the window that holds it, so a phrase's score sums its occurrences
-//! across windows; and it scores many settings from one model run per window.
+//! [`Evaluator`] reads each document as `attnprompt` reads a text or a `--document`: the
+//! pipeline's document path ([`crate::document`]), in windows of `max_seq` tokens, each word
+//! scored in the window that holds it, a phrase's score summed over its occurrences across
+//! windows. A grid of settings costs one model run per window and setting.
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -15,15 +16,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::candidates::english::NounPhrases;
-use crate::config::{Candidates, Config, Layers, Strategy, MAX_TEXT_BYTES};
+use crate::config::{Candidates, Config, Layers, Strategy};
+use crate::document::DocumentReader;
 use crate::encoder::{Encoder, EncoderSpec};
 use crate::error::{Error, Result};
-use crate::keywords::{self, Aggregation, Candidate, CandidateGenerator, StopwordNgrams, Word};
+use crate::keywords::{Aggregation, CandidateGenerator, StopwordNgrams};
 use crate::pipeline::load_tagger;
 use crate::ranking::check_text;
 use crate::scores;
 use crate::stem::stem_phrase;
-use crate::tokenize::{TextTokenizer, Tokens};
+use crate::tokenize::TextTokenizer;
 
 /// Cut-offs reported by default.
 pub const DEFAULT_KS: [usize; 3] = [5, 10, 15];
@@ -226,6 +228,8 @@ pub struct Evaluator {
     n_layers: usize,
     nounphrases: Option<NounPhrases>,
     stopwords: StopwordNgrams,
+    reader: DocumentReader,
+    scratch: Vec<f32>,
     windows: usize,
 }
 
@@ -235,9 +239,8 @@ impl Evaluator {
     pub fn load(config: &Config, need_tagger: bool) -> Result<Self> {
         config.validate()?;
         config.check_model_dir()?;
-        // Documents are windowed here, never cut: the tokenizer keeps every token (a text
-        // within MAX_TEXT_BYTES has fewer tokens than bytes, plus [CLS] and [SEP]).
-        let tokenizer = TextTokenizer::load(&config.tokenizer_file(), MAX_TEXT_BYTES + 2)?;
+        // Documents are read in windows by the document path, which tokenizes them whole.
+        let tokenizer = TextTokenizer::load(&config.tokenizer_file(), config.max_seq)?;
         // Every layer: the settings scored from one run may read any of them.
         let spec = EncoderSpec {
             threads: config.threads,
@@ -260,6 +263,8 @@ impl Evaluator {
             stopwords: StopwordNgrams {
                 max_words: crate::config::MAX_PHRASE_WORDS,
             },
+            reader: DocumentReader::new(config.max_seq, 1),
+            scratch: Vec::with_capacity(2 * config.max_seq),
             windows: 0,
         })
     }
@@ -269,105 +274,57 @@ impl Evaluator {
         self.windows
     }
 
-    /// Every candidate phrase of `text`, ranked, for each setting, from one model run per
-    /// window. All of them, not the top k: the protocol cuts at k after de-duplicating stems
+    /// Every candidate phrase of `text`, ranked, for each setting: the text read in windows
+    /// by the pipeline's own document path ([`DocumentReader`]), one model run per window and
+    /// setting. All of them, not the top k: the protocol cuts at k after de-duplicating stems
     /// (`model` and `models` are one prediction), so a cut before it would leave fewer than k.
     pub fn predict(&mut self, text: &str, settings: &[Setting]) -> Result<Vec<Vec<String>>> {
         check_text(text)?;
-        let tokens = self.tokenizer.tokenize(text)?;
-        let special = self.tokenizer.special_ids();
-        // distinct (strategy, layers) → global token scores
-        let mut score_keys: Vec<(Strategy, Vec<usize>)> = Vec::new();
-        for s in settings {
-            let key = (s.strategy, s.layers.resolve(self.n_layers)?);
-            if !score_keys.contains(&key) {
-                score_keys.push(key);
-            }
-        }
-        let n = tokens.len();
-        let mut global = vec![vec![0f32; n]; score_keys.len()];
-        let (mut window_scores, mut scratch) = (Vec::new(), Vec::new());
-        let mut ids = Vec::with_capacity(self.max_seq);
-        for (start, stop) in windows(&tokens, self.max_seq) {
-            ids.clear();
-            ids.push(special.start);
-            ids.extend_from_slice(&tokens.ids[start..stop]);
-            ids.push(special.end);
-            let out = self.encoder.run(&ids)?;
-            self.windows += 1;
-            for (g, (strategy, layers)) in global.iter_mut().zip(&score_keys) {
-                scores::token_scores(
-                    &out,
-                    ids.len(),
-                    *strategy,
-                    layers,
-                    &mut window_scores,
-                    &mut scratch,
-                )?;
-                g[start..stop].copy_from_slice(&window_scores[1..ids.len() - 1]);
-            }
-        }
-        let mut words: Vec<Word> = Vec::new();
-        let mut cands: [Option<Vec<Candidate>>; 2] = [None, None];
         let mut results = Vec::with_capacity(settings.len());
         for s in settings {
-            let key = (s.strategy, s.layers.resolve(self.n_layers)?);
-            let ix = score_keys.iter().position(|k| *k == key).unwrap_or(0);
-            keywords::words(text, &tokens, &global[ix], special, &mut words);
-            let slot = usize::from(s.candidates == Candidates::Stopwords);
-            if cands[slot].is_none() {
-                let mut c = Vec::new();
-                match s.candidates {
-                    Candidates::Stopwords => self.stopwords.candidates(text, &words, &mut c),
-                    Candidates::NounPhrases => self
-                        .nounphrases
-                        .as_ref()
-                        .ok_or_else(|| Error::Config("noun phrases need the tagger".into()))?
-                        .candidates(text, &words, &mut c),
-                    Candidates::Jieba => {
-                        return Err(Error::Config(
-                            "eval covers the English candidates (Inspec, SemEval); jieba \
-                             candidates are measured by the Chinese set"
-                                .into(),
-                        ))
-                    }
+            let layers = s.layers.resolve(self.n_layers)?;
+            let generator: &dyn CandidateGenerator = match s.candidates {
+                Candidates::Stopwords => &self.stopwords,
+                Candidates::NounPhrases => self
+                    .nounphrases
+                    .as_ref()
+                    .ok_or_else(|| Error::Config("noun phrases need the tagger".into()))?,
+                Candidates::Jieba => {
+                    return Err(Error::Config(
+                        "eval covers the English candidates (Inspec, SemEval); jieba \
+                         candidates are measured by the Chinese set"
+                            .into(),
+                    ))
                 }
-                cands[slot] = Some(c);
-            }
-            let c = cands[slot].as_deref().unwrap_or_default();
-            let kws = keywords::rank_with(text, &words, c, c.len(), s.aggregation);
-            results.push(kws.into_iter().map(|k| k.text).collect());
+            };
+            let (encoder, scratch) = (&mut self.encoder, &mut self.scratch);
+            self.reader.set_aggregation(s.aggregation);
+            let read = self.reader.read(
+                text.as_bytes(),
+                &mut self.tokenizer,
+                generator,
+                self.max_seq,
+                |ids, scores| {
+                    let out = encoder.run(ids)?;
+                    scores::token_scores(&out, ids.len(), s.strategy, &layers, scores, scratch)
+                },
+            )?;
+            self.windows += read.windows;
+            let ranked = match self.reader.keywords(&read, usize::MAX, self.max_seq) {
+                Ok(()) => self
+                    .reader
+                    .rank
+                    .keywords
+                    .iter()
+                    .map(|k| k.text.clone())
+                    .collect(),
+                Err(Error::NoKeywords { .. } | Error::NotCovered { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            results.push(ranked);
         }
         Ok(results)
     }
-}
-
-/// Token ranges `[start, stop)` (inside [CLS] … [SEP] of the whole text) of at most
-/// `max_seq - 2` tokens each, never cutting a word unless one word is longer than a window.
-pub fn windows(tokens: &Tokens, max_seq: usize) -> Vec<(usize, usize)> {
-    let cap = max_seq.saturating_sub(2).max(1);
-    let end = tokens.len().saturating_sub(1); // the last token is [SEP]
-    let mut out = Vec::new();
-    let mut start = 1;
-    while start < end {
-        let mut stop = (start + cap).min(end);
-        if stop < end {
-            let inside_word = |s: usize| {
-                tokens.word_ids[s].is_some() && tokens.word_ids[s] == tokens.word_ids[s - 1]
-            };
-            let mut s = stop;
-            while s > start && inside_word(s) {
-                s -= 1;
-            }
-            // a word longer than a whole window is cut
-            if s > start {
-                stop = s;
-            }
-        }
-        out.push((start, stop));
-        start = stop;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -426,34 +383,5 @@ mod tests {
         assert!((s.micro_precision[0] - 75.0).abs() < 1e-9);
         assert!((s.micro_recall[0] - 50.0).abs() < 1e-9);
         assert!((s.micro_f1[0] - 60.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn windows_cover_every_token_once_and_keep_words_whole() {
-        // [CLS] a b ##c d ##e ##f g [SEP], words 0 1 1 2 2 2 3
-        let word_ids = [
-            None,
-            Some(0),
-            Some(1),
-            Some(1),
-            Some(2),
-            Some(2),
-            Some(2),
-            Some(3),
-            None,
-        ];
-        let t = Tokens {
-            ids: vec![0; word_ids.len()],
-            offsets: vec![(0, 0); word_ids.len()],
-            word_ids: word_ids.to_vec(),
-            truncated: false,
-            kept_bytes: 0,
-        };
-        // 3 tokens per window: [1,4) would split nothing (token 4 starts word 2) → (1,4);
-        // next [4,7) is word 2 entire → (4,7); then (7,8)
-        assert_eq!(windows(&t, 5), [(1, 4), (4, 7), (7, 8)]);
-        // 2 per window: (1,3) would cut word 1 (tokens 2,3) → (1,2); (2,4); word 2 is longer
-        // than a window and is cut: (4,6), (6,8)
-        assert_eq!(windows(&t, 4), [(1, 2), (2, 4), (4, 6), (6, 8)]);
     }
 }

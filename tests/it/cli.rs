@@ -753,7 +753,10 @@ fn a_document_from_stdin_is_read_whole() {
     let mut bad = document.as_bytes().to_vec();
     bad[100] = 0xFF;
     std::fs::write(&path, &bad).unwrap();
-    let o = attnprompt(&[std::ffi::OsStr::new("--document"), path.as_os_str()], None);
+    let o = attnprompt(
+        &[std::ffi::OsStr::new("--document"), path.as_os_str()],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("not valid UTF-8 (first invalid byte at offset 100)"),
