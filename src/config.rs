@@ -26,7 +26,8 @@ pub const MAX_SEQ_LIMIT: usize = 512;
 pub const MIN_SEQ: usize = 3;
 /// Longest text accepted, in bytes. Longer texts are refused before tokenization so a stray
 /// multi-megabyte line cannot make the tokenizer allocate without bound; within this limit,
-/// texts longer than `max_seq` tokens are cut and the cut is reported.
+/// texts longer than `max_seq` tokens are read in windows. A document of any length is
+/// `--document`, read a chunk at a time.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Default number of keywords returned.
 pub const DEFAULT_TOP_K: usize = 5;

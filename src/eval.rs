@@ -269,6 +269,12 @@ impl Evaluator {
         })
     }
 
+    /// The position prior's scale in tokens (0: none), [`crate::document::POSITION_SCALE_TOKENS`]
+    /// unless set.
+    pub fn set_position_scale(&mut self, tokens: f32) {
+        self.reader.position_scale = tokens;
+    }
+
     /// Model runs so far (one per window).
     pub fn windows(&self) -> usize {
         self.windows

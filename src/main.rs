@@ -71,7 +71,7 @@ struct Cli {
     #[arg(long, value_name = "FILE|-", conflicts_with_all = ["text", "input"])]
     document: Option<PathBuf>,
 
-    /// Print one JSON object per text: keywords with scores and byte offsets, prompt, truncation, latency per stage.
+    /// Print one JSON object per text: keywords with scores and byte offsets, prompt, tokens and windows read, latency per stage.
     #[arg(long, global = true)]
     json: bool,
 

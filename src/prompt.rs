@@ -140,16 +140,30 @@ impl Template {
         }
         // The length was checked above, so no push below can fail.
         let mut push = |s: &str| out.push_str(s).expect("length checked");
+        // A keyword as one line: its words joined by single spaces (a phrase of a document may
+        // wrap across a line break). Never longer than the keyword, so the check above holds.
+        let push_keyword = |k: &Keyword, push: &mut dyn FnMut(&str)| {
+            for (i, word) in k.text.split_whitespace().enumerate() {
+                if i > 0 {
+                    push(" ");
+                }
+                push(word);
+            }
+        };
         for piece in &self.pieces {
             match *piece {
                 Piece::Literal(a, b) => push(&self.source[a..b]),
-                Piece::Keyword => push(keywords.first().map_or("", |k| k.text.as_str())),
+                Piece::Keyword => {
+                    if let Some(k) = keywords.first() {
+                        push_keyword(k, &mut push);
+                    }
+                }
                 Piece::Keywords => {
                     for (i, k) in keywords.iter().enumerate() {
                         if i > 0 {
                             push(KEYWORD_SEPARATOR);
                         }
-                        push(&k.text);
+                        push_keyword(k, &mut push);
                     }
                 }
                 Piece::Text => push(text),

@@ -1,5 +1,6 @@
 //! Everything on either side of the model that does not need it: the checks at the edge, and
-//! token scores → words → candidates → ranked keywords → prompt.
+//! token scores → words → candidates, and keywords → prompt (the phrase table between them, which
+//! ranks a whole text or document, is `document.rs`).
 //!
 //! No tract here. The pipeline calls these between its tokenizer and its encoder and after it;
 //! the fuzz targets (`fuzz/`) call the same functions with synthetic token scores, so they build
@@ -7,7 +8,7 @@
 
 use crate::config::{MAX_PHRASE_WORDS, MAX_TEXT_BYTES};
 use crate::error::{Error, Result};
-use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Ranker, Word};
+use crate::keywords::{self, Candidate, CandidateGenerator, Keyword, Word};
 use crate::prompt::{PromptBuf, Template};
 use crate::tokenize::{SpecialIds, Tokens};
 
@@ -73,7 +74,6 @@ pub struct RankBuffers {
     /// Word spans from a segmenter (Chinese), when the candidate generator has one.
     spans: Vec<(usize, usize)>,
     candidates: Vec<Candidate>,
-    ranker: Ranker,
     pub keywords: Vec<Keyword>,
     pub prompt: PromptBuf,
 }
@@ -87,7 +87,6 @@ impl RankBuffers {
             words: Vec::with_capacity(max_seq),
             spans: Vec::with_capacity(max_seq),
             candidates: Vec::with_capacity(max_candidates),
-            ranker: Ranker::with_capacity(max_candidates),
             keywords: Vec::with_capacity(top_k),
             prompt: PromptBuf::new(),
         }
@@ -98,37 +97,8 @@ impl RankBuffers {
         self.words.capacity() * size_of::<Word>()
             + self.spans.capacity() * size_of::<(usize, usize)>()
             + self.candidates.capacity() * size_of::<Candidate>()
-            + self.ranker.reserved_bytes()
             + self.keywords.capacity() * size_of::<Keyword>()
             + size_of::<PromptBuf>()
-    }
-
-    /// Token scores → words → candidates → the `top_k` keywords, in `self.keywords`.
-    /// `scores[i]` is the score of `tokens.ids[i]`. [`Error::NoKeywords`] when no candidate
-    /// is found in the part of the text the model read (`max_seq` is for that message).
-    #[allow(clippy::too_many_arguments)]
-    pub fn rank(
-        &mut self,
-        text: &str,
-        tokens: &Tokens,
-        scores: &[f32],
-        special: SpecialIds,
-        generator: &dyn CandidateGenerator,
-        top_k: usize,
-        max_seq: usize,
-    ) -> Result<()> {
-        self.find_candidates(text, tokens, scores, special, generator);
-        self.ranker.rank(
-            text,
-            &self.words,
-            &self.candidates,
-            top_k,
-            &mut self.keywords,
-        );
-        if self.keywords.is_empty() {
-            return Err(Error::NoKeywords { max_seq });
-        }
-        Ok(())
     }
 
     /// Token scores → words → candidates, in `self.words` and [`RankBuffers::candidates`].

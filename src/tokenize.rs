@@ -140,12 +140,7 @@ impl TextTokenizer {
             .inner
             .encode(text, true)
             .map_err(|e| Error::Tokenize(e.to_string()))?;
-        out.ids.clear();
-        out.ids.extend_from_slice(encoding.get_ids());
-        out.offsets.clear();
-        out.offsets.extend_from_slice(encoding.get_offsets());
-        out.word_ids.clear();
-        out.word_ids.extend_from_slice(encoding.get_word_ids());
+        fill(out, &encoding);
         out.truncated = !encoding.get_overflowing().is_empty();
         out.kept_bytes = if out.truncated {
             out.offsets.iter().map(|o| o.1).max().unwrap_or(0)
@@ -167,12 +162,7 @@ impl TextTokenizer {
             .with_truncation(truncation)
             .map_err(|e| Error::Tokenize(e.to_string()))?;
         let encoding = encoding.map_err(|e| Error::Tokenize(e.to_string()))?;
-        out.ids.clear();
-        out.ids.extend_from_slice(encoding.get_ids());
-        out.offsets.clear();
-        out.offsets.extend_from_slice(encoding.get_offsets());
-        out.word_ids.clear();
-        out.word_ids.extend_from_slice(encoding.get_word_ids());
+        fill(out, &encoding);
         out.truncated = false;
         out.kept_bytes = text.len();
         Ok(())
@@ -183,6 +173,16 @@ impl TextTokenizer {
         self.tokenize_into(text, &mut out)?;
         Ok(out)
     }
+}
+
+/// An encoding's ids, offsets and word ids into `out`'s buffers.
+fn fill(out: &mut Tokens, encoding: &tokenizers::Encoding) {
+    out.ids.clear();
+    out.ids.extend_from_slice(encoding.get_ids());
+    out.offsets.clear();
+    out.offsets.extend_from_slice(encoding.get_offsets());
+    out.word_ids.clear();
+    out.word_ids.extend_from_slice(encoding.get_word_ids());
 }
 
 /// The start and end tokens are what the tokenizer's post-processor wraps an empty text in; the

@@ -70,8 +70,9 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_budget: Option<u64>,
 
-    /// Longest sequence in tokens ([CLS] and [SEP] included), 3 to 512. A text costs its own
-    /// tokens; longer texts are cut and the cut is reported. The memory plan is sized for it.
+    /// Longest sequence the model reads at once, in tokens ([CLS] and [SEP] included), 3 to 512.
+    /// A text costs its own tokens; a longer text or document is read whole, in windows of this
+    /// many tokens that never cut a word. The memory plan is sized for it.
     #[arg(long, default_value_t = DEFAULT_MAX_SEQ, value_name = "TOKENS")]
     pub max_seq: usize,
 }

@@ -45,6 +45,11 @@ pub struct EvalArgs {
     #[arg(long, hide = true)]
     pub grid: bool,
 
+    /// The position prior's scale in tokens, as the pipeline applies it (0: none; for the
+    /// ablation in EVALUATION.md) [default: 300]
+    #[arg(long, value_name = "TOKENS", default_value_t = attnprompt::document::POSITION_SCALE_TOKENS)]
+    pub position_scale: f32,
+
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -118,6 +123,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
         .iter()
         .any(|s| s.candidates == Candidates::NounPhrases);
     let mut evaluator = Evaluator::load(&config, need_tagger)?;
+    evaluator.set_position_scale(args.position_scale);
     let mut per_doc = match &args.per_doc {
         Some(p) => Some(io::BufWriter::new(File::create(p).map_err(|source| {
             Error::Io {

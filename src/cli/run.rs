@@ -34,32 +34,9 @@ pub fn run_document(
     match (&result, json) {
         (Ok(o), false) => writeln!(out, "{}", o.prompt)?,
         (Ok(o), true) => {
-            let lang = lang.expect("a document that ran has a language");
-            let pipeline = pipelines
-                .loaded(lang)
-                .expect("the pipeline that ran is loaded");
-            let v = json!({
-                "lang": lang,
-                "document": name,
-                "keywords": o.keywords,
-                "prompt": o.prompt,
-                "bytes": o.bytes,
-                "tokens": o.tokens,
-                "windows": o.windows,
-                "max_seq": pipeline.config().max_seq,
-                "precision": pipeline.model_facts().precision.precision,
-                "strategy": pipeline.config().strategy.name(),
-                "layers": pipeline.layers(),
-                "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),
-                "peak_rss_bytes": heap::peak_rss_bytes(),
-                "latency_us": {
-                    "tokenize": o.latency.tokenize_us,
-                    "inference": o.latency.inference_us,
-                    "ranking": o.latency.ranking_us,
-                    "prompt": o.latency.prompt_us,
-                    "total": o.latency.total_us,
-                },
-            });
+            let mut v = report_json(pipelines, lang, o);
+            v["document"] = json!(name);
+            v["bytes"] = json!(o.bytes);
             writeln!(out, "{v}")?
         }
         (Err(e), _) => {
@@ -211,31 +188,8 @@ fn report(
     match (result, json) {
         (Ok(o), false) => writeln!(out, "{}", o.prompt),
         (Ok(o), true) => {
-            let lang = lang.expect("a text that ran has a language");
-            let pipeline = pipelines
-                .loaded(lang)
-                .expect("the pipeline that ran is loaded");
-            let mut v = json!({
-                "lang": lang,
-                "text": String::from_utf8_lossy(input),
-                "keywords": o.keywords,
-                "prompt": o.prompt,
-                "tokens": o.tokens,
-                "windows": o.windows,
-                "max_seq": pipeline.config().max_seq,
-                "precision": pipeline.model_facts().precision.precision,
-                "strategy": pipeline.config().strategy.name(),
-                "layers": pipeline.layers(),
-                "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),
-                "peak_rss_bytes": heap::peak_rss_bytes(),
-                "latency_us": {
-                    "tokenize": o.latency.tokenize_us,
-                    "inference": o.latency.inference_us,
-                    "ranking": o.latency.ranking_us,
-                    "prompt": o.latency.prompt_us,
-                    "total": o.latency.total_us,
-                },
-            });
+            let mut v = report_json(pipelines, lang, o);
+            v["text"] = json!(String::from_utf8_lossy(input));
             if let Some(n) = line {
                 v["line"] = json!(n);
             }
@@ -243,6 +197,35 @@ fn report(
         }
         (Err(e), json) => report_error(out, line, input, e, json),
     }
+}
+
+/// The JSON report of a text or document that ran: keywords, prompt, what was read, the
+/// setting, the process's peaks and the latency per stage.
+fn report_json(pipelines: &Pipelines, lang: Option<Lang>, o: &Output) -> serde_json::Value {
+    let lang = lang.expect("a text that ran has a language");
+    let pipeline = pipelines
+        .loaded(lang)
+        .expect("the pipeline that ran is loaded");
+    json!({
+        "lang": lang,
+        "keywords": o.keywords,
+        "prompt": o.prompt,
+        "tokens": o.tokens,
+        "windows": o.windows,
+        "max_seq": pipeline.config().max_seq,
+        "precision": pipeline.model_facts().precision.precision,
+        "strategy": pipeline.config().strategy.name(),
+        "layers": pipeline.layers(),
+        "peak_heap_bytes": heap::is_counting().then(heap::peak_bytes),
+        "peak_rss_bytes": heap::peak_rss_bytes(),
+        "latency_us": {
+            "tokenize": o.latency.tokenize_us,
+            "inference": o.latency.inference_us,
+            "ranking": o.latency.ranking_us,
+            "prompt": o.latency.prompt_us,
+            "total": o.latency.total_us,
+        },
+    })
 }
 
 fn report_error(

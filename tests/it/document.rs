@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use attnprompt::candidates::chinese::ChineseCandidates;
-use attnprompt::document::{DocumentReader, CHUNK_BYTES};
+use attnprompt::document::{position_prior, DocumentReader, CHUNK_BYTES, POSITION_SCALE_TOKENS};
 use attnprompt::keywords::{CandidateGenerator, StopwordNgrams};
 use attnprompt::tokenize::{TextTokenizer, Tokens};
 use attnprompt::{Config, Error, Pipeline};
@@ -150,4 +150,46 @@ fn a_document_of_several_chunks_keeps_its_offsets() {
     assert!(p.run("Tract runs ONNX models.").is_ok());
     let err = p.run_document(&b"Tract runs ONNX models."[..]).unwrap_err();
     assert!(matches!(err, Error::Template(_)), "{err}");
+}
+
+/// The position prior: an occurrence in a window that starts t tokens into the document
+/// counts 1 / (1 + t / 300) of its score; the first window counts in full.
+#[test]
+fn later_windows_count_less() {
+    let path = models().join("all-MiniLM-L6-v2-int8/tokenizer.json");
+    let mut tokenizer = TextTokenizer::load(&path, 128).unwrap();
+    let stopwords = StopwordNgrams { max_words: 4 };
+    // Stopwords only between the two phrases: they make no candidate.
+    let text = format!(
+        "zebra crossing. {} yak herding.",
+        "the of and to ".repeat(40)
+    );
+    let mut reader = DocumentReader::new(16, 5);
+    let mut lengths = Vec::new();
+    let read = reader
+        .read(
+            text.as_bytes(),
+            &mut tokenizer,
+            &stopwords,
+            16,
+            |ids, scores| {
+                lengths.push(ids.len() - 2);
+                scores.clear();
+                scores.extend(ids.iter().map(|_| 1.0));
+                Ok(())
+            },
+        )
+        .unwrap();
+    reader.keywords(&read, 5, 16).unwrap();
+    let kws = &reader.rank.keywords;
+    let score = |t: &str| kws.iter().find(|k| k.text == t).unwrap().score;
+    // A phrase scores its tokens (1 each), times the prior of its window; yak herding is in
+    // the last window.
+    let tokens = |t: &str| (tokenizer.tokenize(t).unwrap().len() - 2) as f32;
+    let before_last: usize = lengths[..lengths.len() - 1].iter().sum();
+    assert!(before_last > 100);
+    assert_eq!(score("zebra crossing"), tokens("zebra crossing"));
+    let expected = tokens("yak herding") * position_prior(before_last, POSITION_SCALE_TOKENS);
+    assert!((score("yak herding") - expected).abs() < 1e-6, "{kws:?}");
+    assert!(expected < tokens("yak herding") * 0.7);
 }

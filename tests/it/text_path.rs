@@ -176,9 +176,10 @@ fn check_window(ids: &[u32], vocab: usize, special: attnprompt::tokenize::Specia
     assert!(ids.iter().all(|&id| (id as usize) < vocab));
 }
 
-/// TEMPLATE rendered by hand.
+/// TEMPLATE rendered by hand, each keyword's words joined by single spaces.
 fn expected_prompt(keywords: &[Keyword]) -> String {
-    let all: Vec<&str> = keywords.iter().map(|k| k.text.as_str()).collect();
+    let one_line = |k: &Keyword| k.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let all: Vec<String> = keywords.iter().map(one_line).collect();
     format!("what is {}? ({})", all[0], all.join(", "))
 }
 
