@@ -96,10 +96,14 @@ pub fn chunk_cut(buf: &[u8], at_eof: bool) -> usize {
         .unwrap_or(limit)
 }
 
-/// Reads a document chunk by chunk into one buffer of `2 × CHUNK_BYTES`.
-pub struct ChunkReader<R> {
+/// Bytes of the buffer a [`ChunkReader`] reads into: a chunk and what was read past its cut.
+pub const CHUNK_BUFFER_BYTES: usize = 2 * CHUNK_BYTES;
+
+/// Reads a document chunk by chunk into a buffer of [`CHUNK_BUFFER_BYTES`] that its owner keeps
+/// from one document to the next.
+pub struct ChunkReader<'a, R> {
     reader: R,
-    buf: Vec<u8>,
+    buf: &'a mut [u8],
     /// Bytes of `buf` holding data.
     filled: usize,
     /// Bytes at the front of `buf` that the last chunk handed out.
@@ -109,11 +113,17 @@ pub struct ChunkReader<R> {
     eof: bool,
 }
 
-impl<R: std::io::Read> ChunkReader<R> {
-    pub fn new(reader: R) -> Self {
+impl<'a, R: std::io::Read> ChunkReader<'a, R> {
+    /// `buf` must hold at least [`CHUNK_BUFFER_BYTES`].
+    pub fn new(reader: R, buf: &'a mut [u8]) -> Self {
+        assert!(
+            buf.len() >= CHUNK_BUFFER_BYTES,
+            "a chunk buffer of {} bytes",
+            buf.len()
+        );
         ChunkReader {
             reader,
-            buf: vec![0; 2 * CHUNK_BYTES],
+            buf,
             filled: 0,
             taken: 0,
             offset: 0,
@@ -384,6 +394,8 @@ pub struct Read {
 
 /// The working memory of the document path, reserved once from `max_seq` and [`CHUNK_BYTES`].
 pub struct DocumentReader {
+    /// The bytes read, a chunk and what follows its cut.
+    chunk_buf: Vec<u8>,
     /// One chunk's tokens (a token has at least one byte).
     chunk: Tokens,
     windows: Vec<(usize, usize)>,
@@ -413,6 +425,7 @@ fn tokens_with_capacity(n: usize) -> Tokens {
 impl DocumentReader {
     pub fn new(max_seq: usize, top_k: usize) -> Self {
         DocumentReader {
+            chunk_buf: vec![0; CHUNK_BUFFER_BYTES],
             chunk: tokens_with_capacity(CHUNK_BYTES),
             windows: Vec::with_capacity(CHUNK_BYTES),
             window: tokens_with_capacity(max_seq),
@@ -432,7 +445,8 @@ impl DocumentReader {
                 + t.offsets.capacity() * size_of::<(usize, usize)>()
                 + t.word_ids.capacity() * size_of::<Option<u32>>()
         };
-        tokens(&self.chunk)
+        self.chunk_buf.capacity()
+            + tokens(&self.chunk)
             + tokens(&self.window)
             + (self.windows.capacity() + self.spans.capacity()) * size_of::<(usize, usize)>()
             + self.key.capacity()
@@ -457,7 +471,7 @@ impl DocumentReader {
         let mut any_text = false;
         let special = tokenizer.special_ids();
         self.table.clear();
-        let mut chunks = ChunkReader::new(reader);
+        let mut chunks = ChunkReader::new(reader, &mut self.chunk_buf);
         while let Some((offset, chunk)) = chunks.next_chunk()? {
             read.bytes = offset + chunk.len();
             if chunk.trim().is_empty() {
@@ -629,7 +643,8 @@ mod tests {
     #[test]
     fn the_reader_hands_out_the_whole_document_in_order() {
         let text: String = (0..20_000).map(|i| format!("w{i} ")).collect();
-        let mut r = ChunkReader::new(text.as_bytes());
+        let mut buf = vec![0; CHUNK_BUFFER_BYTES];
+        let mut r = ChunkReader::new(text.as_bytes(), &mut buf);
         let mut got = String::new();
         let mut chunks = 0;
         while let Some((offset, chunk)) = r.next_chunk().unwrap() {
@@ -642,7 +657,7 @@ mod tests {
         assert!(chunks > text.len() / CHUNK_BYTES);
         let mut bad = text.as_bytes()[..40_000].to_vec();
         bad[30_000] = 0xFF;
-        let mut r = ChunkReader::new(&bad[..]);
+        let mut r = ChunkReader::new(&bad[..], &mut buf);
         let err = loop {
             match r.next_chunk() {
                 Ok(Some(_)) => continue,
