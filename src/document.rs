@@ -578,8 +578,8 @@ impl DocumentReader {
 
     /// The `top_k` keywords of what [`DocumentReader::read`] read, in `self.rank.keywords`:
     /// [`Error::NotCovered`] when every window was unknown tokens, [`Error::NoKeywords`] when no
-    /// candidate was found (`max_seq` is for that message).
-    pub fn keywords(&mut self, read: &Read, top_k: usize, max_seq: usize) -> Result<()> {
+    /// candidate was found.
+    pub fn keywords(&mut self, read: &Read, top_k: usize) -> Result<()> {
         self.table.top_k(top_k, &mut self.rank.keywords);
         if self.table.dropped() > 0 {
             log::info!(
@@ -594,7 +594,7 @@ impl DocumentReader {
                 unknown: read.unknown,
             })
         } else {
-            Err(Error::NoKeywords { max_seq })
+            Err(Error::NoKeywords)
         }
     }
 

@@ -92,8 +92,8 @@ pub enum Error {
     #[error("inference failed: {0}")]
     Inference(String),
 
-    #[error("no keyword candidates: the text has only stopwords, punctuation or unknown tokens within the first {max_seq} tokens")]
-    NoKeywords { max_seq: usize },
+    #[error("no keyword candidates: the text has only stopwords, punctuation or unknown tokens")]
+    NoKeywords,
 
     /// From [`crate::encoder::Encoder::load`]; `Pipeline::load` reports it as [`Error::OverBudget`]
     /// with the whole plan.
@@ -116,7 +116,7 @@ impl Error {
                 | Error::TextTooLong { .. }
                 | Error::InvalidUtf8 { .. }
                 | Error::Tokenize(_)
-                | Error::NoKeywords { .. }
+                | Error::NoKeywords
                 | Error::NotCovered { .. }
                 | Error::PromptTooLong { .. }
         )

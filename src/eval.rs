@@ -316,7 +316,7 @@ impl Evaluator {
                 },
             )?;
             self.windows += read.windows;
-            let ranked = match self.reader.keywords(&read, usize::MAX, self.max_seq) {
+            let ranked = match self.reader.keywords(&read, usize::MAX) {
                 Ok(()) => self
                     .reader
                     .rank
@@ -324,7 +324,7 @@ impl Evaluator {
                     .iter()
                     .map(|k| k.text.clone())
                     .collect(),
-                Err(Error::NoKeywords { .. } | Error::NotCovered { .. }) => Vec::new(),
+                Err(Error::NoKeywords | Error::NotCovered { .. }) => Vec::new(),
                 Err(e) => return Err(e),
             };
             results.push(ranked);

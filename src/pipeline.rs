@@ -238,8 +238,8 @@ impl Pipeline {
 
     /// Reads a whole document from `reader`, streamed: a chunk of [`CHUNK_BYTES`] at a time,
     /// each cut into windows of at most `max_seq` tokens (no word cut), the model run on each,
-    /// and every window's candidate phrases summed in a table of [`PHRASE_TABLE_CAPACITY`]
-    /// phrases. Memory does not grow with the document. Keyword offsets are byte offsets in
+    /// and every window's candidate phrases summed in a table of
+    /// [`document::PHRASE_TABLE_CAPACITY`] phrases. Memory does not grow with the document. Keyword offsets are byte offsets in
     /// the document. A template with `{text}` is refused: the document is not kept.
     pub fn run_document(&mut self, reader: impl std::io::Read) -> Result<Output> {
         if self.template.uses_text() {
@@ -258,7 +258,7 @@ impl Pipeline {
     fn finish(&mut self, read: document::Read, text: &str, t0: Instant) -> Result<Output> {
         let d = &mut self.buffers.document;
         let t = Instant::now();
-        d.keywords(&read, self.config.top_k, self.config.max_seq)?;
+        d.keywords(&read, self.config.top_k)?;
         let ranking_us = read.ranking_us + t.elapsed().as_micros() as u64;
         let t = Instant::now();
         d.render(&self.template, text)?;

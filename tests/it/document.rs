@@ -180,7 +180,7 @@ fn later_windows_count_less() {
             },
         )
         .unwrap();
-    reader.keywords(&read, 5, 16).unwrap();
+    reader.keywords(&read, 5).unwrap();
     let kws = &reader.rank.keywords;
     let score = |t: &str| kws.iter().find(|k| k.text == t).unwrap().score;
     // A phrase scores its tokens (1 each), times the prior of its window; yak herding is in

@@ -78,9 +78,7 @@ fn bad_texts_are_input_errors_and_the_pipeline_goes_on() {
         (b"caf\xe9", |e| {
             matches!(e, Error::InvalidUtf8 { offset: 3 })
         }),
-        (b"the of and . , !", |e| {
-            matches!(e, Error::NoKeywords { .. })
-        }),
+        (b"the of and . , !", |e| matches!(e, Error::NoKeywords)),
         // Tifinagh: not in the English vocabulary, a [UNK] per word; said before inference.
         (
             "ⵜⴰⵎⴰⵣⵉⵖⵜ ⵜⴰⵎⴰⵣⵉⵖⵜ".as_bytes(),

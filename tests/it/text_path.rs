@@ -120,7 +120,7 @@ impl TextPath {
             // cuts it.
             assert!(check_covered(&self.tokens, text, &special).is_err());
         }
-        self.document.keywords(&read, TOP_K, MAX_SEQ)?;
+        self.document.keywords(&read, TOP_K)?;
         self.document.render(&self.template, text)?;
         Ok(self.document.rank.prompt.to_string())
     }
