@@ -412,23 +412,13 @@ pub struct DocumentReader {
     pub position_scale: f32,
 }
 
-fn tokens_with_capacity(n: usize) -> Tokens {
-    Tokens {
-        ids: Vec::with_capacity(n),
-        offsets: Vec::with_capacity(n),
-        word_ids: Vec::with_capacity(n),
-        truncated: false,
-        kept_bytes: 0,
-    }
-}
-
 impl DocumentReader {
     pub fn new(max_seq: usize, top_k: usize) -> Self {
         DocumentReader {
             chunk_buf: vec![0; CHUNK_BUFFER_BYTES],
-            chunk: tokens_with_capacity(CHUNK_BYTES),
+            chunk: Tokens::with_capacity(CHUNK_BYTES),
             windows: Vec::with_capacity(CHUNK_BYTES),
-            window: tokens_with_capacity(max_seq),
+            window: Tokens::with_capacity(max_seq),
             spans: Vec::with_capacity(CHUNK_BYTES),
             key: String::with_capacity(4 * MAX_KEY_BYTES),
             scores: Vec::with_capacity(max_seq),
@@ -440,14 +430,9 @@ impl DocumentReader {
 
     pub fn reserved_bytes(&self) -> usize {
         use std::mem::size_of;
-        let tokens = |t: &Tokens| {
-            t.ids.capacity() * size_of::<u32>()
-                + t.offsets.capacity() * size_of::<(usize, usize)>()
-                + t.word_ids.capacity() * size_of::<Option<u32>>()
-        };
         self.chunk_buf.capacity()
-            + tokens(&self.chunk)
-            + tokens(&self.window)
+            + self.chunk.reserved_bytes()
+            + self.window.reserved_bytes()
             + (self.windows.capacity() + self.spans.capacity()) * size_of::<(usize, usize)>()
             + self.key.capacity()
             + self.scores.capacity() * size_of::<f32>()

@@ -67,13 +67,7 @@ struct Buffers {
 impl Buffers {
     fn new(max_seq: usize, top_k: usize) -> Self {
         Buffers {
-            tokens: Tokens {
-                ids: Vec::with_capacity(max_seq),
-                offsets: Vec::with_capacity(max_seq),
-                word_ids: Vec::with_capacity(max_seq),
-                truncated: false,
-                kept_bytes: 0,
-            },
+            tokens: Tokens::with_capacity(max_seq),
             scratch: Vec::with_capacity(2 * max_seq),
             document: DocumentReader::new(max_seq, top_k),
         }
@@ -81,10 +75,7 @@ impl Buffers {
 
     fn reserved_bytes(&self) -> usize {
         use std::mem::size_of;
-        let t = &self.tokens;
-        t.ids.capacity() * size_of::<u32>()
-            + t.offsets.capacity() * size_of::<(usize, usize)>()
-            + t.word_ids.capacity() * size_of::<Option<u32>>()
+        self.tokens.reserved_bytes()
             + self.scratch.capacity() * size_of::<f32>()
             + self.document.reserved_bytes()
     }

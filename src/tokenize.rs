@@ -23,6 +23,25 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Room for `n` tokens, reserved once.
+    pub fn with_capacity(n: usize) -> Self {
+        Tokens {
+            ids: Vec::with_capacity(n),
+            offsets: Vec::with_capacity(n),
+            word_ids: Vec::with_capacity(n),
+            truncated: false,
+            kept_bytes: 0,
+        }
+    }
+
+    /// Bytes its buffers reserve.
+    pub fn reserved_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.ids.capacity() * size_of::<u32>()
+            + self.offsets.capacity() * size_of::<(usize, usize)>()
+            + self.word_ids.capacity() * size_of::<Option<u32>>()
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
