@@ -298,6 +298,9 @@ pub struct Config {
     /// Memory the pipeline may hold, in bytes; `None`: no limit. Checked at load against the
     /// memory plan.
     pub memory_budget: Option<u64>,
+    /// Directory of the model cache (`model_cache.rs`); `None`: no cache (the library's
+    /// default; the command line's is `model_cache::default_dir`).
+    pub model_cache: Option<PathBuf>,
 }
 
 impl Config {
@@ -316,6 +319,7 @@ impl Config {
             threads: 1,
             precision: Precision::Auto,
             memory_budget: None,
+            model_cache: None,
         }
     }
 

@@ -17,6 +17,7 @@ use tract_onnx::tract_hir::internal::{DimLike, SymbolValues};
 use crate::config::Layers;
 use crate::dequantize;
 use crate::error::{Error, Result};
+use crate::model_cache;
 use crate::precision::{self, Choice, Precision};
 
 /// The name of the sequence-length symbol in the planned graph.
@@ -46,6 +47,9 @@ pub struct EncoderSpec {
     /// Token ids the tokenizer can produce: the model's embedding table must have a row for
     /// each, checked before tract parses the model. `None`: not checked.
     pub vocab_size: Option<usize>,
+    /// Directory of the model cache (`model_cache.rs`): the f32 form, decluttered, read from
+    /// there when it was kept, kept there otherwise. `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl EncoderSpec {
@@ -60,8 +64,36 @@ impl EncoderSpec {
             precision_reason: None,
             load_budget: None,
             vocab_size: None,
+            cache_dir: None,
         }
     }
+}
+
+/// What a load learns about a model before tract optimizes it: kept in the model cache beside
+/// the decluttered graph, so a load from the cache knows it without the ONNX file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFacts {
+    pub layers: usize,
+    pub heads: usize,
+    pub attention_nodes: Vec<String>,
+    pub int8_ops: usize,
+    pub dequantized_matmuls: usize,
+    pub has_token_type_ids: bool,
+    pub weight_bytes: u64,
+    pub load_peak_bytes: u64,
+    /// The model's own outputs kept after the attention ones.
+    pub extra_outputs: usize,
+    /// Rows of the token embedding table, when the graph says.
+    pub embedding_rows: Option<usize>,
+}
+
+/// A decluttered model, what was learnt loading it, and the precision it computes in.
+struct Decluttered {
+    model: TypedModel,
+    stored: StoredFacts,
+    choice: Choice,
+    file_bytes: u64,
+    from_cache: bool,
 }
 
 /// Facts about the loaded encoder.
@@ -84,6 +116,9 @@ pub struct ModelFacts {
     pub dequantized_matmuls: usize,
     /// Whether the model takes `token_type_ids`.
     pub has_token_type_ids: bool,
+    /// Rows of the token embedding table, when the graph says (the tokenizer's ids must stay
+    /// below it).
+    pub embedding_rows: Option<usize>,
     /// Threads tract's matrix products run on.
     pub threads: usize,
     /// Size of the ONNX file.
@@ -101,6 +136,8 @@ pub struct ModelFacts {
     pub activations_bytes: u64,
     /// Seconds spent loading and optimizing (cold start).
     pub load_seconds: f64,
+    /// The decluttered graph came from the model cache (`model_cache.rs`), not the ONNX file.
+    pub from_cache: bool,
     /// Nodes in the optimized graph.
     pub nodes: usize,
     /// Matrix-product kernels tract picked for this CPU, with how many nodes use each.
@@ -168,7 +205,6 @@ impl Encoder {
     /// Loads `path` and plans it for sequences of 1 to `spec.max_seq` tokens.
     pub fn load(path: &Path, spec: &EncoderSpec) -> Result<Self> {
         let started = std::time::Instant::now();
-        let max_seq = spec.max_seq;
         let fail = |reason: String| Error::ModelLoad {
             path: path.to_path_buf(),
             reason,
@@ -188,6 +224,33 @@ impl Encoder {
         };
         let embedded = crate::files::embedded(path);
         let file_bytes = crate::files::len(path).unwrap_or(0);
+        let cache = model_cache::Entry::for_load(path, spec, embedded.is_some());
+        if let Some((model, stored)) = cache.as_ref().and_then(model_cache::Entry::read) {
+            lap_log("read from the model cache");
+            log::info!(
+                "model read from the cache {}",
+                cache.as_ref().map_or(Path::new(""), |c| c.file()).display()
+            );
+            if let (Some(tokens), Some(rows)) = (spec.vocab_size, stored.embedding_rows) {
+                if tokens > rows {
+                    return Err(Error::VocabularyMismatch {
+                        path: path.to_path_buf(),
+                        tokenizer_vocab: tokens,
+                        model_rows: rows,
+                    });
+                }
+            }
+            let choice = precision::choose(spec.precision, stored.int8_ops > 0)?;
+            log::info!("precision {}: {}", choice.precision, choice.reason);
+            let loaded = Decluttered {
+                model,
+                stored,
+                choice,
+                file_bytes,
+                from_cache: true,
+            };
+            return Self::plan(path, spec, loaded, started, lap_log);
+        }
         let over = |load_peak: u64, left: u64| Error::ModelOverBudget { load_peak, left };
         if let Some(left) = spec.load_budget {
             // Decoding holds the file and the protobuf at once.
@@ -202,10 +265,8 @@ impl Encoder {
         }
         .map_err(|e| fail(format!("{e:#}")))?;
         lap_log("protobuf decoded");
-        if let (Some(tokens), Some(rows)) = (
-            spec.vocab_size,
-            dequantize::embedding_rows(&proto, "input_ids"),
-        ) {
+        let embedding_rows = dequantize::embedding_rows(&proto, "input_ids");
+        if let (Some(tokens), Some(rows)) = (spec.vocab_size, embedding_rows) {
             if tokens > rows {
                 // An id past the table would index outside it at run time.
                 return Err(Error::VocabularyMismatch {
@@ -399,10 +460,6 @@ impl Encoder {
         typed
             .select_output_outlets(&selected)
             .map_err(|e| fail(e.to_string()))?;
-        let options = RunOptions {
-            executor: (spec.threads > 1).then(|| multithread::Executor::multithread(spec.threads)),
-            ..RunOptions::default()
-        };
         // Declutter, refresh every fact, then optimize: with a symbolic sequence length, tract
         // 0.23.9's declutter folds the always-true `query position >= 0` half of the usual BERT
         // mask (`And([1,1,S,1], [1,1,1,S])`) into the other half and leaves the mask's stored
@@ -413,9 +470,66 @@ impl Encoder {
             .refresh_output_facts()
             .map_err(|e| fail(format!("{e:#}")))?;
         lap_log("decluttered");
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| TypedSimplePlan::new_with_options(m, &options))
+        let stored = StoredFacts {
+            layers: attention.len(),
+            heads,
+            attention_nodes,
+            int8_ops,
+            dequantized_matmuls,
+            has_token_type_ids: types_ix.is_some(),
+            weight_bytes,
+            load_peak_bytes,
+            extra_outputs,
+            embedding_rows,
+        };
+        if let Some(cache) = cache.as_ref().filter(|_| !choice.is_int8()) {
+            cache.write(&typed, &stored);
+            lap_log("model cache written");
+        }
+        let loaded = Decluttered {
+            model: typed,
+            stored,
+            choice,
+            file_bytes,
+            from_cache: false,
+        };
+        Self::plan(path, spec, loaded, started, lap_log)
+    }
+
+    /// Optimizes and plans a decluttered model for this CPU (never cached: tract picks its
+    /// kernels for the CPU here), and sizes its activations for `spec.max_seq`.
+    fn plan(
+        path: &Path,
+        spec: &EncoderSpec,
+        loaded: Decluttered,
+        started: std::time::Instant,
+        mut lap_log: impl FnMut(&str),
+    ) -> Result<Self> {
+        let fail = |reason: String| Error::ModelLoad {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let Decluttered {
+            model: mut typed,
+            stored,
+            choice,
+            file_bytes,
+            from_cache,
+        } = loaded;
+        let max_seq = spec.max_seq;
+        let read_layers = match &spec.layers {
+            Some(layers) => layers.resolve(stored.layers)?,
+            None => (0..stored.layers).collect(),
+        };
+        let options = RunOptions {
+            executor: (spec.threads > 1).then(|| multithread::Executor::multithread(spec.threads)),
+            ..RunOptions::default()
+        };
+        let seq = typed.symbols.sym(SEQ_SYMBOL);
+        // `optimize`, not `into_optimized`: the latter declutters again, a second pass over a
+        // graph that no longer changes.
+        typed.optimize().map_err(|e| fail(format!("{e:#}")))?;
+        let plan = TypedSimplePlan::new_with_options(typed, &options)
             .map_err(|e| fail(format!("{e:#}")))?;
         lap_log("optimized and planned");
         let kernels = kernels_in(plan.model());
@@ -426,21 +540,23 @@ impl Encoder {
 
         let facts = ModelFacts {
             path: path.to_path_buf(),
-            layers: attention.len(),
+            layers: stored.layers,
             read_layers,
-            heads,
+            heads: stored.heads,
             max_seq,
-            attention_nodes,
-            int8_ops,
+            attention_nodes: stored.attention_nodes,
+            int8_ops: stored.int8_ops,
             precision: choice,
-            dequantized_matmuls,
-            has_token_type_ids: types_ix.is_some(),
+            dequantized_matmuls: stored.dequantized_matmuls,
+            has_token_type_ids: stored.has_token_type_ids,
+            embedding_rows: stored.embedding_rows,
             threads: spec.threads,
             file_bytes,
-            weight_bytes,
-            load_peak_bytes,
+            weight_bytes: stored.weight_bytes,
+            load_peak_bytes: stored.load_peak_bytes,
             activations_bytes,
             load_seconds: started.elapsed().as_secs_f64(),
+            from_cache,
             kernels,
             nodes: plan.model().nodes().len(),
         };
@@ -454,9 +570,9 @@ impl Encoder {
         );
         Ok(Encoder {
             state,
+            token_types: facts.has_token_type_ids,
             facts,
-            token_types: types_ix.is_some(),
-            extra_outputs,
+            extra_outputs: stored.extra_outputs,
             ids: Vec::with_capacity(max_seq),
         })
     }

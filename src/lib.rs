@@ -39,6 +39,8 @@ pub mod lang;
 #[cfg(feature = "model")]
 pub mod memory;
 #[cfg(feature = "model")]
+pub mod model_cache;
+#[cfg(feature = "model")]
 pub mod pipeline;
 #[cfg(feature = "model")]
 pub mod precision;

@@ -41,6 +41,10 @@ extern "C" {
 fn run_measured(args: &[&str]) -> (i32, u64, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
         .args(args)
+        .env(
+            attnprompt::model_cache::CACHE_ENV,
+            attnprompt::model_cache::OFF,
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -75,6 +79,10 @@ fn run_measured(args: &[&str]) -> (i32, u64, String) {
 /// What the plan says the process needs for this setting (`inspect --json`).
 fn needed(precision: &str, max_seq: &str) -> u64 {
     let out = Command::new(env!("CARGO_BIN_EXE_attnprompt"))
+        .env(
+            attnprompt::model_cache::CACHE_ENV,
+            attnprompt::model_cache::OFF,
+        )
         .args([
             "inspect",
             "--json",

@@ -9,6 +9,7 @@ use attnprompt::config::{
     PRECISION_ENV,
 };
 use attnprompt::lang::{LangSettings, Pipelines};
+use attnprompt::model_cache::{self, CACHE_ENV};
 use attnprompt::{Config, Error, Pipeline, Precision};
 
 #[derive(Args, Debug, Clone)]
@@ -75,6 +76,14 @@ pub struct PipelineArgs {
     /// many tokens that never cut a word. The memory plan is sized for it.
     #[arg(long, default_value_t = DEFAULT_MAX_SEQ, value_name = "TOKENS")]
     pub max_seq: usize,
+
+    /// Directory of the model cache, or `off`. On its first load a model's f32 form, as tract
+    /// has simplified it, is kept there as NNEF (47 MiB for the shipped model); later starts
+    /// read it and skip decoding the ONNX file and most of tract's graph passes. Not used for
+    /// the int8 form, under --memory-budget or for an embedded model
+    /// [default: $XDG_CACHE_HOME/attnprompt, else ~/.cache/attnprompt]
+    #[arg(long, env = CACHE_ENV, value_name = "DIR|off")]
+    pub model_cache: Option<PathBuf>,
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -115,6 +124,11 @@ impl PipelineArgs {
         cfg.threads = self.threads;
         cfg.precision = self.precision;
         cfg.memory_budget = self.memory_budget;
+        cfg.model_cache = match &self.model_cache {
+            Some(dir) if dir.as_os_str() == model_cache::OFF => None,
+            Some(dir) => Some(dir.clone()),
+            None => model_cache::default_dir(),
+        };
         LangSettings {
             base: cfg,
             model: self.model.clone(),

@@ -163,6 +163,7 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
                 "wall_seconds": wall,
                 "latency_us": stages,
                 "load_ms": load_ms,
+                "from_model_cache": pipeline.model_facts().from_cache,
                 "memory_plan_bytes": plan_total,
                 "peak_heap_bytes": peak_heap,
                 "peak_rss_bytes": peak_rss,
@@ -242,7 +243,14 @@ pub fn bench(pipeline: &mut Pipeline, args: &BenchArgs, as_json: bool) -> Result
         }
     }
     outln!();
-    outln!("cold start (load + optimize + plan) {load_ms:.0} ms");
+    outln!(
+        "cold start (load + optimize + plan) {load_ms:.0} ms{}",
+        if pipeline.model_facts().from_cache {
+            ", graph read from the model cache"
+        } else {
+            ""
+        }
+    );
     if !ops.is_empty() {
         outln!();
         outln!(

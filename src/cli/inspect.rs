@@ -31,6 +31,7 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
         "threads": facts.threads,
         "kernels": facts.kernels,
         "load_ms": pipeline.load_seconds() * 1e3,
+        "from_model_cache": facts.from_cache,
         "memory_plan": pipeline.memory_plan(),
         "memory_plan_total": pipeline.memory_plan().total(),
         "memory_needed": pipeline.memory_plan().needed(),
@@ -74,8 +75,13 @@ pub fn inspect(pipeline: &Pipeline, as_json: bool) {
     );
     outln!("kernels        {}", kernels.join(", "));
     outln!(
-        "cold start     {:.0} ms (load + optimize + plan)",
-        pipeline.load_seconds() * 1e3
+        "cold start     {:.0} ms (load + optimize + plan{})",
+        pipeline.load_seconds() * 1e3,
+        if facts.from_cache {
+            "; graph read from the model cache"
+        } else {
+            ""
+        }
     );
     outln!(
         "memory plan{}",

@@ -96,6 +96,7 @@ fn multilingual_model_matches_the_package_and_onnxruntime() {
         precision_reason: None,
         load_budget: None,
         vocab_size: None,
+        cache_dir: None,
     };
     let mut encoder = Encoder::load(&dir.join("model.onnx"), &spec).unwrap();
     let last = encoder.facts().layers - 1;

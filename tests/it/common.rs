@@ -19,14 +19,21 @@ pub fn binary() -> Command {
     let bin = env!("CARGO_BIN_EXE_attnprompt");
     let runner = std::env::var(RUNNER_ENV).unwrap_or_default();
     let mut words = runner.split_whitespace();
-    match words.next() {
+    let mut command = match words.next() {
         Some(program) => {
             let mut c = Command::new(program);
             c.args(words).arg(bin);
             c
         }
         None => Command::new(bin),
-    }
+    };
+    // No model cache (src/model_cache.rs) unless a test asks for one: each test's load is
+    // the ONNX load, whatever ran before it.
+    command.env(
+        attnprompt::model_cache::CACHE_ENV,
+        attnprompt::model_cache::OFF,
+    );
+    command
 }
 
 /// Set (to 1) by `scripts/cross-test`: the suite runs under qemu-user, where a run of the int8

@@ -13,6 +13,7 @@ mod common;
 mod document;
 mod errors;
 mod eval;
+mod model_cache;
 mod nounphrase;
 mod precision;
 mod properties;

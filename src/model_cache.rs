@@ -1,0 +1,358 @@
+//! The model cache: a model's f32 form as tract has decluttered it, kept as NNEF so that the
+//! next load skips what costs most of a cold start (decoding the protobuf, dequantizing the
+//! weights, building, typing and decluttering the graph: BENCHMARKS.md, "Cold start"). Only
+//! tract's `optimize` is left, which depends on the CPU and so is never cached.
+//!
+//! One file per model file and setting, named `<model dir>-<path hash>-<key hash>.nnef.tar`.
+//! The key holds this crate's and tract's versions, the model file's path, size and
+//! modification time, and the settings that shape the graph (the layers read, the model's own
+//! outputs kept); it is stored in the file too and checked on read. A new key for the same
+//! model file replaces the old file. A file that does not read, or whose key differs, is
+//! ignored with a warning and replaced: the cache is never needed for a right answer, and a
+//! failure to write it only costs the next start its speed.
+//!
+//! The int8 form is not cached: tract 0.23.9 cannot write `DynamicQuantizeLinear` to NNEF.
+//! Neither is a load under a memory budget (its plan bounds the ONNX load, which is what it
+//! measured) nor an embedded model (`files.rs`).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use tract_nnef::internal::*;
+use tract_nnef::ser::{invocation, numeric};
+use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
+use tract_onnx::WithOnnx;
+
+use crate::encoder::{EncoderSpec, StoredFacts};
+use crate::precision::{self, Precision};
+
+/// The environment variable that sets the cache directory (`off`: no cache).
+pub const CACHE_ENV: &str = "ATTNPROMPT_MODEL_CACHE";
+
+/// What the cache directory may be set to, to turn the cache off.
+pub const OFF: &str = "off";
+
+/// Where the cache lives unless told: `$XDG_CACHE_HOME/attnprompt`, else
+/// `$HOME/.cache/attnprompt`; `None` when neither variable is set.
+pub fn default_dir() -> Option<PathBuf> {
+    let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    nonempty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| nonempty("HOME").map(|home| Path::new(&home).join(".cache")))
+        .map(|dir| dir.join("attnprompt"))
+}
+
+/// The cache file for one model file and setting.
+pub struct Entry {
+    file: PathBuf,
+    /// Other cache files of the same model file start with it (replaced on write).
+    model_prefix: String,
+    key: String,
+}
+
+/// The property names the facts are stored under in the NNEF file.
+const KEY: &str = "attnprompt.cache_key";
+const FACTS: &str = "attnprompt.facts";
+const FACT_NAMES: [&str; 9] = [
+    "layers",
+    "heads",
+    "int8_ops",
+    "dequantized_matmuls",
+    "has_token_type_ids",
+    "weight_bytes",
+    "load_peak_bytes",
+    "extra_outputs",
+    "embedding_rows",
+];
+/// Followed by the layer number: the graph name of that layer's attention Softmax.
+const ATTENTION_NODE: &str = "attnprompt.attention_node.";
+
+impl Entry {
+    /// The cache file for loading `model` with `spec`, or `None` when this load is not cached:
+    /// no cache directory, a memory budget, an embedded model, a form other than f32, or a
+    /// model file that cannot be looked at.
+    pub fn for_load(model: &Path, spec: &EncoderSpec, embedded: bool) -> Option<Entry> {
+        let dir = spec.cache_dir.as_ref()?;
+        if spec.load_budget.is_some() || spec.precision_reason.is_some() || embedded {
+            return None;
+        }
+        // Only when the f32 form is chosen whatever the file holds (`choose` needs the
+        // protobuf to know whether it holds int8 weights).
+        if spec.precision == Precision::Int8
+            || precision::choose(spec.precision, true).ok()?.is_int8()
+        {
+            return None;
+        }
+        let path = std::fs::canonicalize(model).ok()?;
+        let meta = std::fs::metadata(&path).ok()?;
+        let modified = meta
+            .modified()
+            .ok()?
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        let key = format!(
+            "attnprompt {} tract {} | {} | {} bytes | modified {} ns | layers {:?} | model \
+             outputs {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("ATTNPROMPT_TRACT_VERSION"),
+            path.display(),
+            meta.len(),
+            modified,
+            spec.layers,
+            spec.keep_model_outputs
+        );
+        let name: String = path
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        let model_prefix = format!(
+            "{name}-{:016x}-",
+            fnv1a(path.as_os_str().as_encoded_bytes())
+        );
+        let file = dir.join(format!(
+            "{model_prefix}{:016x}.nnef.tar",
+            fnv1a(key.as_bytes())
+        ));
+        Some(Entry {
+            file,
+            model_prefix,
+            key,
+        })
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The cached model and its facts; `None` when there is no usable file (one that does not
+    /// read or has another key is removed, with a warning).
+    pub fn read(&self) -> Option<(TypedModel, StoredFacts)> {
+        let file = File::open(&self.file).ok()?;
+        match self.read_from(file) {
+            Ok(found) => Some(found),
+            Err(e) => {
+                log::warn!(
+                    "ignoring the model cache {}: {e:#}; loading the ONNX file instead",
+                    self.file.display()
+                );
+                let _ = std::fs::remove_file(&self.file);
+                None
+            }
+        }
+    }
+
+    fn read_from(&self, file: File) -> TractResult<(TypedModel, StoredFacts)> {
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let model = nnef().model_for_read(&mut reader)?;
+        let prop = |name: &str| {
+            model
+                .properties
+                .get(name)
+                .with_context(|| format!("no property {name}"))
+        };
+        let text = |name: &str| -> TractResult<String> {
+            Ok(prop(name)?
+                .try_as_plain_ram()?
+                .to_scalar::<String>()?
+                .clone())
+        };
+        let key = text(KEY)?;
+        if key != self.key {
+            bail!("made for another model file or setting ({key})");
+        }
+        // Numbers as text (`name=value;…`): an NNEF literal may pass through f32 on its way
+        // back, and a line break does not survive tract's string escaping.
+        let numbers = text(FACTS)?;
+        let mut n = [0i64; FACT_NAMES.len()];
+        for (value, name) in n.iter_mut().zip(FACT_NAMES) {
+            *value = numbers
+                .split(';')
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+                .with_context(|| format!("no fact {name}"))?
+                .parse()?;
+        }
+        let size = |v: i64| usize::try_from(v).context("a negative count");
+        let attention_nodes = (0..size(n[0])?)
+            .map(|layer| text(&format!("{ATTENTION_NODE}{layer}")))
+            .collect::<TractResult<Vec<String>>>()?;
+        let facts = StoredFacts {
+            layers: size(n[0])?,
+            heads: size(n[1])?,
+            int8_ops: size(n[2])?,
+            dequantized_matmuls: size(n[3])?,
+            has_token_type_ids: n[4] != 0,
+            weight_bytes: n[5] as u64,
+            load_peak_bytes: n[6] as u64,
+            extra_outputs: size(n[7])?,
+            embedding_rows: usize::try_from(n[8]).ok(),
+            attention_nodes,
+        };
+        Ok((model, facts))
+    }
+
+    /// Writes `model` (decluttered, not optimized) and `facts`; a failure is logged, not
+    /// returned. The file appears whole or not at all (written beside, then renamed).
+    pub fn write(&self, model: &TypedModel, facts: &StoredFacts) {
+        let started = std::time::Instant::now();
+        match self.write_file(model, facts) {
+            Ok(bytes) => log::info!(
+                "wrote the model cache {} ({:.1} MiB, {:.0} ms); the next load reads it",
+                self.file.display(),
+                bytes as f64 / (1 << 20) as f64,
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => log::info!("model cache not written ({}): {e:#}", self.file.display()),
+        }
+    }
+
+    fn write_file(&self, model: &TypedModel, facts: &StoredFacts) -> TractResult<u64> {
+        let dir = self.file.parent().context("no directory")?;
+        std::fs::create_dir_all(dir)?;
+        let mut model = model.clone();
+        let props = &mut model.properties;
+        props.insert(KEY.into(), rctensor0(self.key.clone()));
+        let n = [
+            facts.layers as i64,
+            facts.heads as i64,
+            facts.int8_ops as i64,
+            facts.dequantized_matmuls as i64,
+            i64::from(facts.has_token_type_ids),
+            facts.weight_bytes as i64,
+            facts.load_peak_bytes as i64,
+            facts.extra_outputs as i64,
+            facts.embedding_rows.map_or(-1, |r| r as i64),
+        ];
+        let numbers: String = n
+            .iter()
+            .zip(FACT_NAMES)
+            .map(|(value, name)| format!("{name}={value};"))
+            .collect();
+        props.insert(FACTS.into(), rctensor0(numbers));
+        for (layer, name) in facts.attention_nodes.iter().enumerate() {
+            props.insert(format!("{ATTENTION_NODE}{layer}"), rctensor0(name.clone()));
+        }
+        let partial = self
+            .file
+            .with_extension(format!("tar.partial-{}", std::process::id()));
+        let written = (|| -> TractResult<u64> {
+            let out = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+            let mut out = nnef().write_to_tar(&model, out)?;
+            out.flush()?;
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            let bytes = file.metadata()?.len();
+            std::fs::rename(&partial, &self.file)?;
+            Ok(bytes)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        } else {
+            self.remove_others(dir);
+        }
+        written
+    }
+
+    /// Removes the files an older key of the same model file left.
+    fn remove_others(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path != self.file
+                && name.starts_with(&self.model_prefix)
+                && name.ends_with(".nnef.tar")
+            {
+                log::debug!("removing the outdated model cache {}", path.display());
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a file name from a key (the key itself is checked on read).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// tract's NNEF with the ONNX extensions, and the one op of our f32 graphs it has no
+/// serializer for: the dequantization of an int8 embedding table's rows (the table stays int8
+/// in the f32 form, a quarter of the memory), kept as the same op so the graph computes exactly
+/// what the ONNX load gives.
+fn nnef() -> tract_nnef::framework::Nnef {
+    let mut registry = Registry::new("attnprompt");
+    registry.register_dumper(dump_dequantize);
+    registry.register_primitive(
+        "attnprompt_dequantize_linear_f32",
+        &[
+            TypeName::Scalar.tensor().named("input"),
+            TypeName::Scalar.named("scale"),
+            TypeName::Integer.named("zero_point"),
+        ],
+        &[("output", TypeName::Scalar.tensor())],
+        load_dequantize,
+    );
+    tract_nnef::nnef().with_onnx().with_registry(registry)
+}
+
+fn dump_dequantize(
+    ast: &mut IntoAst,
+    node: &TypedNode,
+    op: &DequantizeLinearF32,
+) -> TractResult<Option<Arc<RValue>>> {
+    let input = ast.mapping[&node.inputs[0]].clone();
+    Ok(Some(invocation(
+        "attnprompt_dequantize_linear_f32",
+        &[input],
+        &[
+            ("scale", numeric(op.scale)),
+            ("zero_point", numeric(op.zero_point)),
+        ],
+    )))
+}
+
+fn load_dequantize(
+    builder: &mut ModelBuilder,
+    invocation: &ResolvedInvocation,
+) -> TractResult<Value> {
+    let input = invocation.named_arg_as(builder, "input")?;
+    let scale: f32 = invocation.named_arg_as(builder, "scale")?;
+    let zero_point: i64 = invocation.named_arg_as(builder, "zero_point")?;
+    builder.wire(
+        DequantizeLinearF32 {
+            scale,
+            zero_point: i32::try_from(zero_point)?,
+        },
+        &[input],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_vectors() {
+        // From the FNV reference (draft-eastlake-fnv): "" and "a".
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
