@@ -148,12 +148,10 @@ impl Pipelines {
         (Some(lang), result)
     }
 
-    /// Reads a whole document (`Pipeline::run_document`). Its language is told from its first
-    /// chunk, read ahead here, so one pipeline reads it all.
-    pub fn run_document(
-        &mut self,
-        mut reader: impl std::io::Read,
-    ) -> (Option<Lang>, Result<Output>) {
+    /// Reads a document's first chunk ([`crate::document::CHUNK_BYTES`]) from `reader` and
+    /// decides its language from it (`lang_of`): the pipeline can then be loaded for the
+    /// language the document is in, and only that one.
+    pub fn document_head(&self, reader: &mut impl std::io::Read) -> Result<(Vec<u8>, Lang)> {
         let mut head = vec![0u8; crate::document::CHUNK_BYTES];
         let mut filled = 0;
         while filled < head.len() {
@@ -161,7 +159,7 @@ impl Pipelines {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return (None, Err(Error::ReadDocument(e.to_string()))),
+                Err(e) => return Err(Error::ReadDocument(e.to_string())),
             }
         }
         head.truncate(filled);
@@ -171,10 +169,19 @@ impl Pipelines {
             Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
         };
         let lang = self.lang_of(valid);
-        let result = self
-            .get(lang)
-            .and_then(|p| p.run_document(std::io::Read::chain(&head[..], reader)));
-        (Some(lang), result)
+        Ok((head, lang))
+    }
+
+    /// Runs a whole document through the pipeline of `lang`: `head` (from
+    /// [`Pipelines::document_head`]), then the rest of `reader`.
+    pub fn run_document(
+        &mut self,
+        lang: Lang,
+        head: &[u8],
+        reader: impl std::io::Read,
+    ) -> Result<Output> {
+        self.get(lang)
+            .and_then(|p| p.run_document(std::io::Read::chain(head, reader)))
     }
 
     /// The pipeline that ran a text of `lang`, if loaded.

@@ -25,11 +25,14 @@ pub fn run_single(pipelines: &mut Pipelines, text: &OsStr, json: bool) -> io::Re
 /// One document of any length (`--document`). Returns the number of failures (0 or 1).
 pub fn run_document(
     pipelines: &mut Pipelines,
+    lang: Lang,
+    head: &[u8],
     reader: impl io::Read,
     name: &str,
     json: bool,
 ) -> io::Result<usize> {
-    let (lang, result) = pipelines.run_document(reader);
+    let result = pipelines.run_document(lang, head, reader);
+    let lang = Some(lang);
     let mut out = io::stdout().lock();
     match (&result, json) {
         (Ok(o), false) => writeln!(out, "{}", o.prompt)?,

@@ -765,3 +765,32 @@ fn a_document_from_stdin_is_read_whole() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--document` with `--lang auto`: the language is told from the document's first chunk before
+/// any model loads, so a Chinese document loads the Chinese pipeline and only that one.
+#[test]
+fn a_chinese_document_loads_only_the_chinese_pipeline() {
+    if crate::common::emulated() {
+        // The order of loads is the same code on every target; a Chinese model load under
+        // qemu costs tens of seconds.
+        eprintln!("skipped under emulation: command-line flow, tested on the host");
+        return;
+    }
+    let document = "人工智能大模型的提示词知识迁移技术可以提高模型在目标任务上的性能。\n\n\
+                    树莓派上运行的模型需要很少的内存。\n";
+    let o = attnprompt(
+        &["--document", "-", "--json", "-v"],
+        Some(document.as_bytes()),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["lang"], "zh", "{}", lines[0]);
+    let err = stderr(&o);
+    let loads: Vec<&str> = err.lines().filter(|l| l.contains("loading")).collect();
+    assert_eq!(loads.len(), 1, "{err}");
+    assert!(
+        loads[0].contains("multilingual-e5-small-zh-en-int8"),
+        "{err}"
+    );
+}
