@@ -24,6 +24,7 @@ pub mod ranking;
 pub mod stem;
 pub mod stopwords;
 pub mod tokenize;
+pub mod unigram;
 
 // The model side (feature `model`, default): tract, and what loads, plans, runs or measures it.
 #[cfg(feature = "model")]

@@ -86,11 +86,12 @@ impl Buffers {
 // the plan they give against the measured peak at seq 32, 128 and 512.
 
 /// Heap the tokenizer holds per vocabulary entry (token strings in two hash maps, the
-/// WordPiece model): 4.73 MB for 30,522 entries.
-pub const TOKENIZER_BYTES_PER_VOCAB_ENTRY: u64 = 155;
-/// The same for a SentencePiece Unigram vocabulary, whose model adds a trie and its scores:
-/// 23.5 MB for the 41,505 entries of the shipped multilingual model.
-pub const UNIGRAM_BYTES_PER_VOCAB_ENTRY: u64 = 570;
+/// WordPiece model): 4,733,936 bytes for 30,522 entries (155.1 each).
+pub const TOKENIZER_BYTES_PER_VOCAB_ENTRY: u64 = 156;
+/// The same for a SentencePiece Unigram vocabulary in flat arrays (`unigram.rs`): 954,659
+/// bytes for the 41,505 entries of the shipped multilingual model (23.0 each; `tokenizers`'
+/// own Unigram model held 570 each, 23.5 MB).
+pub const UNIGRAM_BYTES_PER_VOCAB_ENTRY: u64 = 24;
 /// Peak heap the tokenizer uses per byte of input while encoding (a normalized copy with
 /// per-byte alignments, the pre-tokenized splits, the encoding): 4.9 MB for 65 kB of text.
 pub const TOKENIZER_WORK_BYTES_PER_TEXT_BYTE: u64 = 76;

@@ -3,9 +3,107 @@
 
 use std::path::Path;
 
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::normalizers::NormalizerWrapper;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::processors::PostProcessorWrapper;
+use tokenizers::{
+    Model, Token, TokenizerImpl, TruncationDirection, TruncationParams, TruncationStrategy,
+};
 
 use crate::error::{Error, Result};
+use crate::unigram::FlatUnigram;
+
+/// A `tokenizers` tokenizer whose model is [`TokenModel`].
+type Tokenizer = TokenizerImpl<
+    TokenModel,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
+
+/// The tokenizer's model: a Unigram vocabulary in flat arrays (`unigram.rs`: a twentieth of
+/// the memory of `tokenizers`' own), any other model as `tokenizers` reads it.
+#[derive(Debug, Clone)]
+pub enum TokenModel {
+    Unigram(FlatUnigram),
+    /// Boxed: a WordPiece or BPE model is three times the size of the flat Unigram inline.
+    Other(Box<ModelWrapper>),
+}
+
+impl<'de> Deserialize<'de> for TokenModel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        // The model's part of the file only, held once as a value to read its type.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let model = if value.get("type").and_then(|t| t.as_str()) == Some("Unigram") {
+            TokenModel::Unigram(FlatUnigram::deserialize(value).map_err(serde::de::Error::custom)?)
+        } else {
+            TokenModel::Other(Box::new(
+                ModelWrapper::deserialize(value).map_err(serde::de::Error::custom)?,
+            ))
+        };
+        Ok(model)
+    }
+}
+
+impl Model for TokenModel {
+    type Trainer = TrainerWrapper;
+
+    fn tokenize(&self, sequence: &str) -> tokenizers::Result<Vec<Token>> {
+        match self {
+            TokenModel::Unigram(m) => m.tokenize(sequence),
+            TokenModel::Other(m) => m.tokenize(sequence),
+        }
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        match self {
+            TokenModel::Unigram(m) => m.token_to_id(token),
+            TokenModel::Other(m) => m.token_to_id(token),
+        }
+    }
+
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        match self {
+            TokenModel::Unigram(m) => m.id_to_token(id),
+            TokenModel::Other(m) => m.id_to_token(id),
+        }
+    }
+
+    fn get_vocab(&self) -> HashMap<String, u32> {
+        match self {
+            TokenModel::Unigram(m) => m.get_vocab(),
+            TokenModel::Other(m) => m.get_vocab(),
+        }
+    }
+
+    fn get_vocab_size(&self) -> usize {
+        match self {
+            TokenModel::Unigram(m) => m.get_vocab_size(),
+            TokenModel::Other(m) => m.get_vocab_size(),
+        }
+    }
+
+    fn save(&self, folder: &Path, prefix: Option<&str>) -> tokenizers::Result<Vec<PathBuf>> {
+        match self {
+            TokenModel::Unigram(m) => m.save(folder, prefix),
+            TokenModel::Other(m) => m.save(folder, prefix),
+        }
+    }
+
+    fn get_trainer(&self) -> TrainerWrapper {
+        match self {
+            TokenModel::Unigram(m) => m.get_trainer(),
+            TokenModel::Other(m) => m.get_trainer(),
+        }
+    }
+}
 
 /// One text, tokenized and cut to `max_seq` tokens.
 #[derive(Debug, Clone, Default)]
@@ -115,11 +213,13 @@ impl TextTokenizer {
         // Tokenizers parallelizes some steps with rayon; one predictable thread is what an edge
         // device wants, and our inputs are single short texts.
         tokenizers::utils::parallelism::set_parallelism(false);
-        let mut inner = match crate::files::embedded(path) {
-            Some(bytes) => Tokenizer::from_bytes(bytes),
-            None => Tokenizer::from_file(path),
+        let mut inner: Tokenizer = match crate::files::embedded(path) {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            None => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string())),
         }
-        .map_err(|e| load_err(e.to_string()))?;
+        .map_err(load_err)?;
         inner
             .with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,
@@ -145,7 +245,12 @@ impl TextTokenizer {
 
     /// Whether the vocabulary is a SentencePiece Unigram one (its model holds more per entry).
     pub fn is_unigram(&self) -> bool {
-        matches!(self.inner.get_model(), tokenizers::ModelWrapper::Unigram(_))
+        matches!(self.inner.get_model(), TokenModel::Unigram(_))
+    }
+
+    /// The id of a vocabulary entry (a piece, or an added token).
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     /// Token ids run from 0 to this, added tokens included.
@@ -226,20 +331,27 @@ fn special_ids(inner: &Tokenizer) -> std::result::Result<SpecialIds, String> {
         .collect();
     others.sort_unstable();
     // A WordPiece vocabulary may leave its unknown token out of the declared ones.
-    if let tokenizers::ModelWrapper::WordPiece(m) = inner.get_model() {
-        others.extend(inner.token_to_id(&m.unk_token));
+    if let TokenModel::Other(model) = inner.get_model() {
+        if let ModelWrapper::WordPiece(m) = model.as_ref() {
+            others.extend(inner.token_to_id(&m.unk_token));
+        }
     }
     let mut special = SpecialIds::new(start, end, &others)
         .ok_or_else(|| format!("it declares more than {MAX_SPECIAL_TOKENS} special tokens"))?;
     // The unknown token: named by a WordPiece or BPE model; for the others (Unigram, whose
     // unknown id is not public) the special token that a character no vocabulary covers (a
     // private-use code point, …) becomes. A byte-fallback vocabulary has none.
-    special.unk = match inner.get_model() {
-        tokenizers::ModelWrapper::WordPiece(m) => inner.token_to_id(&m.unk_token),
-        tokenizers::ModelWrapper::BPE(m) => {
-            m.unk_token.as_deref().and_then(|t| inner.token_to_id(t))
-        }
-        _ => inner
+    let named = match inner.get_model() {
+        TokenModel::Other(model) => match model.as_ref() {
+            ModelWrapper::WordPiece(m) => Some(inner.token_to_id(&m.unk_token)),
+            ModelWrapper::BPE(m) => Some(m.unk_token.as_deref().and_then(|t| inner.token_to_id(t))),
+            _ => None,
+        },
+        TokenModel::Unigram(_) => None,
+    };
+    special.unk = match named {
+        Some(unk) => unk,
+        None => inner
             .encode(UNCOVERED_PROBE, false)
             .map_err(|e| e.to_string())?
             .get_ids()

@@ -362,3 +362,41 @@ fn chinese_plan_agrees_with_measured_peak_heap() {
         "load peak plan {load_plan} vs measured {load_measured} (ratio {load_ratio:.3})"
     );
 }
+
+/// What each shipped tokenizer holds once loaded, against the plan's per-entry constants: the
+/// constants must cover it, and not by more than a quarter.
+#[test]
+fn tokenizers_hold_what_the_plan_says_per_vocabulary_entry() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut ratios = Vec::new();
+    for (dir, per_entry) in [
+        (
+            "all-MiniLM-L6-v2-int8",
+            attnprompt::pipeline::TOKENIZER_BYTES_PER_VOCAB_ENTRY,
+        ),
+        (
+            attnprompt::config::CHINESE_MODEL_NAME,
+            attnprompt::pipeline::UNIGRAM_BYTES_PER_VOCAB_ENTRY,
+        ),
+    ] {
+        let before = heap::current_bytes();
+        let tokenizer = attnprompt::tokenize::TextTokenizer::load(
+            &models.join(dir).join("tokenizer.json"),
+            128,
+        )
+        .unwrap();
+        let held = (heap::current_bytes() - before) as u64;
+        let planned = per_entry * tokenizer.vocab_size() as u64;
+        let ratio = planned as f64 / held as f64;
+        eprintln!(
+            "{dir}: {} entries, held {held} bytes ({} per entry), planned {planned}, ratio {ratio:.3}",
+            tokenizer.vocab_size(),
+            held / tokenizer.vocab_size() as u64
+        );
+        ratios.push((dir, ratio));
+    }
+    for (dir, ratio) in ratios {
+        assert!((1.0..=1.25).contains(&ratio), "{dir}: ratio {ratio:.3}");
+    }
+}

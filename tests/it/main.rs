@@ -21,3 +21,4 @@ mod reference;
 mod stem;
 mod text_path;
 mod threads;
+mod unigram;
