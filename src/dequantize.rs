@@ -331,6 +331,27 @@ pub fn initializer_bytes(model: &ModelProto) -> u64 {
         .sum()
 }
 
+/// Bytes, as stored, of the largest constant a `DequantizeLinear` node widens (tract folds it
+/// to f32 after the parse, holding both for a moment); 0 when there is none.
+pub fn largest_folded_bytes(model: &ModelProto) -> u64 {
+    let Some(graph) = model.graph.as_ref() else {
+        return 0;
+    };
+    let folded: HashSet<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "DequantizeLinear")
+        .filter_map(|n| n.input.first().map(String::as_str))
+        .collect();
+    graph
+        .initializer
+        .iter()
+        .filter(|t| folded.contains(t.name.as_str()))
+        .map(stored_size)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Rows of the embedding table the token ids index: the data of the `Gather` that reads
 /// `input` (through casts and reshapes), an initializer, possibly dequantized. None when the
 /// graph does not read its ids so (then nothing is checked against the tokenizer).

@@ -254,7 +254,7 @@ impl Encoder {
         let over = |load_peak: u64, left: u64| Error::ModelOverBudget { load_peak, left };
         if let Some(left) = spec.load_budget {
             // Decoding holds the file and the protobuf at once.
-            let peak = crate::memory::model_load_peak(file_bytes, 0, 0);
+            let peak = crate::memory::model_load_peak(file_bytes, 0, 0, 0);
             if peak > left {
                 return Err(over(peak, left));
             }
@@ -301,9 +301,14 @@ impl Encoder {
         };
         let int8_form = dequantize::initializer_bytes(&proto);
         // Each form's load peak: the protobuf holds the f32 form's widened weights too.
-        let int8_peak = crate::memory::model_load_peak(file_bytes, stored, int8_form);
-        let f32_peak =
-            crate::memory::model_load_peak(file_bytes, stored + widening, int8_form + widening);
+        let folded = dequantize::largest_folded_bytes(&proto);
+        let int8_peak = crate::memory::model_load_peak(file_bytes, stored, int8_form, folded);
+        let f32_peak = crate::memory::model_load_peak(
+            file_bytes,
+            stored + widening,
+            int8_form + widening,
+            folded,
+        );
         if let Some(left) = spec.load_budget {
             // A form that does not fit is never loaded.
             if spec.precision == Precision::Auto
