@@ -46,7 +46,7 @@ pub struct EvalArgs {
     pub grid: bool,
 
     /// The position prior's scale in tokens, as the pipeline applies it (0: none; for the
-    /// ablation in EVALUATION.md) [default: 300]
+    /// ablation in EVALUATION.md)
     #[arg(long, value_name = "TOKENS", default_value_t = attnprompt::document::POSITION_SCALE_TOKENS)]
     pub position_scale: f32,
 
