@@ -130,11 +130,25 @@ def keywords(text: str, ids: list[int], offsets: list[list[int]], word_ids: list
     for p in out:
         if len(kept) == top_k:
             break
-        # a single word that is a word of a keyword ranked above it is left out
-        if " " not in p["text"] and any(p["text"].lower() in k["text"].lower().split() for k in kept):
+        # a single word that is a word of a keyword ranked above it is left out; where either
+        # holds Han characters (written without spaces), a phrase inside its text is too
+        if any(inside(p["text"], k["text"]) for k in kept):
             continue
         kept.append(p)
     return kept
+
+
+def is_han(c: str) -> bool:
+    o = ord(c)
+    return 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2FFFF
+
+
+def inside(text: str, kept: str) -> bool:
+    """keywords::push_unless_inside's rule."""
+    if " " not in text and text.lower() in kept.lower().split():
+        return True
+    han = any(is_han(c) for c in text) or any(is_han(c) for c in kept)
+    return han and text.lower() in kept.lower()
 
 
 # ---------------------------------------------------------------- fixtures

@@ -679,6 +679,13 @@ def inspec_texts(limit: int) -> list[str]:
     return [json.loads(line)["text"].replace("\n", " ") for line in path.read_text().splitlines()[:limit]]
 
 
+def zh_keyword_texts() -> list[str]:
+    """The Chinese keyword set's texts (eval/zh-keywords.jsonl): real Chinese with digits, Latin
+    words and punctuation, for the share that tokenizes as with the full vocabulary."""
+    path = rc.REPO / "eval" / "zh-keywords.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="rebuild in a temp dir and compare with the model's SHA256SUMS")
@@ -740,12 +747,17 @@ def main() -> int:
             "pruned_vs_package": {
                 "check_texts": check_tokenizer(out_dir / "tokenizer.json", bin_path, keep, CHECK_TEXTS),
                 "inspec": check_tokenizer(out_dir / "tokenizer.json", bin_path, keep, english),
+                "zh_keywords": check_tokenizer(out_dir / "tokenizer.json", bin_path, keep, zh_keyword_texts()),
             },
             "model": check_model(w, fp32_path, out_dir / "model.onnx", out_dir / "tokenizer.json", bin_path,
                                  [t for t in CHECK_TEXTS if "\n" not in t and "\t" not in t]),
             "sizes": {rel: (out_dir / rel).stat().st_size for rel in rels},
             "sha256": sums,
         }
+        zh = report["pruned_vs_package"]["zh_keywords"]
+        if zh["identical_texts"] != zh["texts"]:
+            # The pruning's promise: Chinese text tokenizes as with the full vocabulary.
+            raise SystemExit(f"pruned vocabulary changes Chinese tokenization: {zh['differing'][:3]}")
         write_fixture(out_dir / "model.onnx", keep, bin_path)
         for part in ("full_vocabulary_vs_package", "pruned_vs_package"):
             for v in report[part].values():

@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use crate::candidates::chinese::is_han;
 use crate::config::{resolve_model_dir_for, Candidates, Config, Lang};
 use crate::error::{Error, Result};
+use crate::keywords::is_han;
 use crate::memory::format_size;
 use crate::pipeline::{Output, Pipeline};
 use crate::ranking::check_bytes;

@@ -18,7 +18,7 @@ use jieba_rs::Jieba;
 
 use crate::config::MAX_PHRASE_WORDS;
 use crate::error::{Error, Result};
-use crate::keywords::{Candidate, CandidateGenerator, Word, WordKind};
+use crate::keywords::{is_han, Candidate, CandidateGenerator, Word, WordKind};
 
 /// The dictionary's directory under `models/`, and its file.
 pub const DICT_DIR_NAME: &str = "jieba";
@@ -36,12 +36,6 @@ pub const CHINESE_STOPWORDS: [&str; 32] = [
 /// Heap jieba holds per dictionary entry (records, frequencies, the character trie), measured
 /// with the counting allocator on the shipped dictionary (349,045 entries: 29.9 MB), x86_64.
 pub const JIEBA_BYTES_PER_ENTRY: usize = 86;
-
-/// Whether a character is a Han (Chinese) ideograph.
-pub fn is_han(c: char) -> bool {
-    matches!(c as u32,
-        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
-}
 
 /// Whether a jieba tag marks a noun-like word.
 fn is_noun(tag: &str) -> bool {

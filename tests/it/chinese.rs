@@ -71,7 +71,7 @@ fn segmentation_and_tags_follow_python_jieba_and_the_dictionary() {
         for t in &ours {
             match tag_of.get(t.word) {
                 Some(tag) => assert_eq!(t.tag, *tag, "{text}: {}", t.word),
-                None if t.word.chars().any(attnprompt::candidates::chinese::is_han) => {
+                None if t.word.chars().any(attnprompt::keywords::is_han) => {
                     assert_eq!(t.tag, "x", "{text}: {}", t.word)
                 }
                 None => {}

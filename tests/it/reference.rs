@@ -462,10 +462,10 @@ fn fp32_every_layer_matches_onnxruntime() {
 /// fp32 end to end (tokenizer, tract, scores, ranking): the keyword lists are the reference's.
 #[test]
 fn fp32_keywords_are_the_reference_keywords() {
-    for (name, top1, overlap) in keyword_agreement(fp32_runs(), "reference-fp32.json") {
+    for (name, top1, overlap, listed) in keyword_agreement(fp32_runs(), "reference-fp32.json") {
         assert!(
-            top1 && overlap == 5,
-            "{name}: top-1 equal {top1}, overlap {overlap}/5"
+            top1 && overlap == listed,
+            "{name}: top-1 equal {top1}, overlap {overlap}/{listed}"
         );
     }
 }
@@ -497,10 +497,10 @@ fn f32_form_every_layer_matches_onnxruntime() {
 /// The f32 form end to end: the keyword lists are the reference's.
 #[test]
 fn f32_form_keywords_are_the_reference_keywords() {
-    for (name, top1, overlap) in keyword_agreement(f32_form_runs(), "reference-f32.json") {
+    for (name, top1, overlap, listed) in keyword_agreement(f32_form_runs(), "reference-f32.json") {
         assert!(
-            top1 && overlap == 5,
-            "{name}: top-1 equal {top1}, overlap {overlap}/5"
+            top1 && overlap == listed,
+            "{name}: top-1 equal {top1}, overlap {overlap}/{listed}"
         );
     }
 }
@@ -547,34 +547,39 @@ fn int8_is_as_close_to_fp32_as_onnxruntime_int8() {
     assert!(to_fp32.pooled_cos_min >= 0.98, "{}", to_fp32.pooled_cos_min);
 }
 
-/// int8 end to end, all four strategies on every text, against both references. Measured: the
-/// top keyword is always the reference's; top-5 overlap 118/120 with onnxruntime int8 and
-/// 116/120 with fp32, never below 4/5 in one list.
+/// int8 end to end, all four strategies on every text, against both references. Measured
+/// (fixtures from onnxruntime on an AMD EPYC with AVX-512 VNNI, 2026-12-05): the top keyword is
+/// always the reference's; top-5 overlap 115/116 with onnxruntime int8 and 112/116 with fp32
+/// (the Chinese text lists four), never more than one short in a list.
 #[test]
 fn int8_keywords_agree_with_references() {
     for fixture_name in ["reference-int8.json", "reference-fp32.json"] {
         let rows = keyword_agreement(int8_runs(), fixture_name);
         let total: usize = rows.iter().map(|r| r.2).sum();
-        for (name, top1, overlap) in &rows {
+        let listed: usize = rows.iter().map(|r| r.3).sum();
+        for (name, top1, overlap, n) in &rows {
             assert!(*top1, "{fixture_name} {name}: top keyword differs");
             assert!(
-                *overlap >= 4,
-                "{fixture_name} {name}: top-5 overlap {overlap}/5"
+                *overlap + 1 >= *n,
+                "{fixture_name} {name}: top-5 overlap {overlap}/{n}"
             );
         }
         assert!(
-            total * 100 >= rows.len() * 5 * 95,
+            total * 100 >= listed * 95,
             "{fixture_name}: overlap {total}"
         );
     }
 }
 
-/// For each strategy and text: (top-1 equal, |top-5 keys ∩ reference top-5 keys|).
-fn keyword_agreement(runs: &[TractText], fixture_name: &str) -> Vec<(String, bool, usize)> {
+/// For each strategy and text: (top-1 equal, |top-5 keys ∩ reference top-5 keys|, how many the
+/// reference lists, at most 5).
+fn keyword_agreement(runs: &[TractText], fixture_name: &str) -> Vec<(String, bool, usize, usize)> {
     let mut rows = Vec::new();
     for (case, ours) in cases_of(runs, fixture_name).iter().zip(runs) {
         for (key, _, _) in STRATEGIES {
-            let expected = &case.keywords[key][..5];
+            // Five, or all a text has (the Chinese text through the English pipeline has four).
+            let listed = &case.keywords[key];
+            let expected = &listed[..listed.len().min(5)];
             let lower = |s: &str| s.to_lowercase();
             let got_keys: Vec<String> = ours.keywords[key].iter().map(|k| lower(&k.text)).collect();
             let overlap = expected
@@ -585,6 +590,7 @@ fn keyword_agreement(runs: &[TractText], fixture_name: &str) -> Vec<(String, boo
                 format!("{key}/{}", case.name),
                 got_keys[0] == lower(&expected[0].text),
                 overlap,
+                expected.len(),
             ));
         }
     }
