@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tract_onnx::pb::{tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::{bail, format_err, TractErrorContext};
 
@@ -312,12 +312,7 @@ pub fn initializer_bytes(model: &ModelProto) -> u64 {
     let Some(graph) = model.graph.as_ref() else {
         return 0;
     };
-    let folded: std::collections::HashSet<&str> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "DequantizeLinear")
-        .filter_map(|n| n.input.first().map(String::as_str))
-        .collect();
+    let folded = folded_constants(graph);
     graph
         .initializer
         .iter()
@@ -331,18 +326,24 @@ pub fn initializer_bytes(model: &ModelProto) -> u64 {
         .sum()
 }
 
+/// The constants a `DequantizeLinear` node reads (weight-only quantization): tract folds each
+/// to f32 at load.
+fn folded_constants(graph: &GraphProto) -> HashSet<&str> {
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "DequantizeLinear")
+        .filter_map(|n| n.input.first().map(String::as_str))
+        .collect()
+}
+
 /// Bytes, as stored, of the largest constant a `DequantizeLinear` node widens (tract folds it
 /// to f32 after the parse, holding both for a moment); 0 when there is none.
 pub fn largest_folded_bytes(model: &ModelProto) -> u64 {
     let Some(graph) = model.graph.as_ref() else {
         return 0;
     };
-    let folded: HashSet<&str> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "DequantizeLinear")
-        .filter_map(|n| n.input.first().map(String::as_str))
-        .collect();
+    let folded = folded_constants(graph);
     graph
         .initializer
         .iter()
@@ -391,7 +392,6 @@ pub fn embedding_rows(model: &ModelProto, input: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tract_onnx::pb::GraphProto;
 
     fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
         NodeProto {
