@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tract_onnx::pb::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::{tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::{bail, format_err, TractErrorContext};
 
@@ -309,15 +309,9 @@ fn stored_size(t: &TensorProto) -> u64 {
 /// constant dequantized by a `DequantizeLinear` node (weight-only quantization) is folded to f32
 /// at load, so it counts 4 bytes per element.
 pub fn initializer_bytes(model: &ModelProto) -> u64 {
-    let Some(graph) = model.graph.as_ref() else {
-        return 0;
-    };
-    let folded = folded_constants(graph);
-    graph
-        .initializer
-        .iter()
-        .map(|t| {
-            if folded.contains(t.name.as_str()) {
+    constants(model)
+        .map(|(t, folded)| {
+            if folded {
                 elements(t) * 4
             } else {
                 stored_size(t)
@@ -326,31 +320,30 @@ pub fn initializer_bytes(model: &ModelProto) -> u64 {
         .sum()
 }
 
-/// The constants a `DequantizeLinear` node reads (weight-only quantization): tract folds each
-/// to f32 at load.
-fn folded_constants(graph: &GraphProto) -> HashSet<&str> {
-    graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "DequantizeLinear")
-        .filter_map(|n| n.input.first().map(String::as_str))
-        .collect()
-}
-
 /// Bytes, as stored, of the largest constant a `DequantizeLinear` node widens (tract folds it
 /// to f32 after the parse, holding both for a moment); 0 when there is none.
 pub fn largest_folded_bytes(model: &ModelProto) -> u64 {
-    let Some(graph) = model.graph.as_ref() else {
-        return 0;
-    };
-    let folded = folded_constants(graph);
-    graph
-        .initializer
-        .iter()
-        .filter(|t| folded.contains(t.name.as_str()))
-        .map(stored_size)
+    constants(model)
+        .filter(|&(_, folded)| folded)
+        .map(|(t, _)| stored_size(t))
         .max()
         .unwrap_or(0)
+}
+
+/// The graph's initializers, each with whether a `DequantizeLinear` node reads it (weight-only
+/// quantization: tract folds it to f32 at load).
+fn constants(model: &ModelProto) -> impl Iterator<Item = (&TensorProto, bool)> {
+    let graph = model.graph.as_ref();
+    let folded: HashSet<&str> = graph
+        .iter()
+        .flat_map(|g| g.node.iter())
+        .filter(|n| n.op_type == "DequantizeLinear")
+        .filter_map(|n| n.input.first().map(String::as_str))
+        .collect();
+    graph
+        .into_iter()
+        .flat_map(|g| g.initializer.iter())
+        .map(move |t| (t, folded.contains(t.name.as_str())))
 }
 
 /// Rows of the embedding table the token ids index: the data of the `Gather` that reads
@@ -392,6 +385,7 @@ pub fn embedding_rows(model: &ModelProto, input: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_onnx::pb::GraphProto;
 
     fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
         NodeProto {
@@ -471,6 +465,34 @@ mod tests {
             }),
             16
         );
+    }
+
+    /// Weight-only quantization: a table that a `DequantizeLinear` reads is held in f32 once
+    /// folded (4 bytes an element), stored in int8, and it is the largest folded constant.
+    #[test]
+    fn constants_a_dequantize_linear_reads_count_as_folded_f32() {
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                node: vec![
+                    node("DequantizeLinear", &["table", "t_scale"], &["table_f"]),
+                    node("DequantizeLinear", &["small", "s_scale"], &["small_f"]),
+                ],
+                initializer: vec![
+                    tensor("table", &[3, 4], DataType::Int8, vec![0; 12]),
+                    tensor("t_scale", &[], DataType::Float, f32s(&[0.5])),
+                    tensor("small", &[2], DataType::Int8, vec![0; 2]),
+                    tensor("s_scale", &[], DataType::Float, f32s(&[0.5])),
+                    tensor("bias", &[5], DataType::Float, f32s(&[0.0; 5])),
+                ],
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        };
+        // 12 and 2 elements in f32, two scalar scales and a bias of 5 as stored
+        assert_eq!(initializer_bytes(&model), (12 + 2) * 4 + 4 + 4 + 5 * 4);
+        assert_eq!(stored_bytes(&model), 12 + 2 + 4 + 4 + 5 * 4);
+        assert_eq!(largest_folded_bytes(&model), 12);
+        assert_eq!(largest_folded_bytes(&ModelProto::default()), 0);
     }
 
     #[test]
