@@ -392,6 +392,22 @@ pub struct Read {
     pub ranking_us: u64,
 }
 
+/// One occurrence of a phrase as the phrase table gets it, its score before the position prior:
+/// what `eval --per-doc FILE --occurrences` writes, so ranking variants can be replayed without
+/// the model (`bench/rank_replay.py`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Occurrence {
+    pub window: usize,
+    /// Tokens of the document before the window (what the position prior reads).
+    pub tokens_before: usize,
+    pub key: String,
+    pub surface: String,
+    pub start: usize,
+    pub end: usize,
+    pub score: f32,
+    pub single_word: bool,
+}
+
 /// The working memory of the document path, reserved once from `max_seq` and [`CHUNK_BYTES`].
 pub struct DocumentReader {
     /// The bytes read, a chunk and what follows its cut.
@@ -410,6 +426,8 @@ pub struct DocumentReader {
     pub rank: RankBuffers,
     /// [`POSITION_SCALE_TOKENS`] unless set (0: no position prior).
     pub position_scale: f32,
+    /// Every occurrence of the last document read, when set (eval only: it allocates).
+    pub occurrences: Option<Vec<Occurrence>>,
 }
 
 impl DocumentReader {
@@ -425,6 +443,7 @@ impl DocumentReader {
             table: PhraseTable::with_capacity(PHRASE_TABLE_CAPACITY, max_seq * MAX_PHRASE_WORDS),
             rank: RankBuffers::new(max_seq, top_k),
             position_scale: POSITION_SCALE_TOKENS,
+            occurrences: None,
         }
     }
 
@@ -456,6 +475,9 @@ impl DocumentReader {
         let mut any_text = false;
         let special = tokenizer.special_ids();
         self.table.clear();
+        if let Some(o) = self.occurrences.as_mut() {
+            o.clear();
+        }
         let mut chunks = ChunkReader::new(reader, &mut self.chunk_buf);
         while let Some((offset, chunk)) = chunks.next_chunk()? {
             read.bytes = offset + chunk.len();
@@ -537,6 +559,18 @@ impl DocumentReader {
                         from = to;
                         keywords::phrase_key_into(text, part, &mut self.key);
                         let (s, e) = (part[0].start, part[part.len() - 1].end);
+                        if let Some(o) = self.occurrences.as_mut() {
+                            o.push(Occurrence {
+                                window: read.windows,
+                                tokens_before: read.inner_tokens,
+                                key: self.key.clone(),
+                                surface: text[s..e].to_string(),
+                                start: offset + base + s,
+                                end: offset + base + e,
+                                score: keywords::occurrence_score(part),
+                                single_word: part.len() == 1,
+                            });
+                        }
                         self.table.add(
                             &self.key,
                             &text[s..e],

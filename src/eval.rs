@@ -275,6 +275,16 @@ impl Evaluator {
         self.reader.position_scale = tokens;
     }
 
+    /// Keep every phrase occurrence of the document last predicted ([`Evaluator::occurrences`]).
+    pub fn record_occurrences(&mut self) {
+        self.reader.occurrences = Some(Vec::new());
+    }
+
+    /// The phrase occurrences of the document last predicted (its last setting), when recorded.
+    pub fn occurrences(&self) -> &[crate::document::Occurrence] {
+        self.reader.occurrences.as_deref().unwrap_or(&[])
+    }
+
     /// Model runs so far (one per window).
     pub fn windows(&self) -> usize {
         self.windows

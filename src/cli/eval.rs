@@ -12,6 +12,7 @@ use serde_json::json;
 use attnprompt::config::{Candidates, Layers, Strategy};
 use attnprompt::eval::{self, DocScore, Evaluator, Setting, Summary};
 use attnprompt::keywords::Aggregation;
+use attnprompt::stem::stem_phrase;
 use attnprompt::{Config, Error};
 
 use super::args::PipelineArgs;
@@ -35,6 +36,12 @@ pub struct EvalArgs {
     /// as JSON lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub per_doc: Option<PathBuf>,
+
+    /// With --per-doc: also write every phrase occurrence of each document (window, tokens
+    /// before it, key, stem, text, offsets, score before the position prior), to replay ranking
+    /// variants without the model (bench/rank_replay.py).
+    #[arg(long, requires = "per_doc")]
+    pub occurrences: bool,
 
     /// Only the first N documents.
     #[arg(long, value_name = "N")]
@@ -124,6 +131,14 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
         .any(|s| s.candidates == Candidates::NounPhrases);
     let mut evaluator = Evaluator::load(&config, need_tagger)?;
     evaluator.set_position_scale(args.position_scale);
+    if args.occurrences {
+        if args.grid {
+            return Err(Error::Config(
+                "--occurrences records one setting: not with --grid".into(),
+            ));
+        }
+        evaluator.record_occurrences();
+    }
     let mut per_doc = match &args.per_doc {
         Some(p) => Some(io::BufWriter::new(File::create(p).map_err(|source| {
             Error::Io {
@@ -145,7 +160,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
                 }
                 if let Some(w) = per_doc.as_mut() {
                     let s = &scores[0][scores[0].len() - 1];
-                    let line = json!({
+                    let mut line = json!({
                         "file_name": doc.name,
                         "predicted": preds[0],
                         "predicted_stemmed": eval::normalize_predictions(&preds[0]),
@@ -154,6 +169,14 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
                         "tp": s.tp,
                         "f1": s.f1,
                     });
+                    if args.occurrences {
+                        let o: Vec<_> = evaluator
+                            .occurrences()
+                            .iter()
+                            .map(|o| json!({"stem": stem_phrase(&o.surface), "o": o}))
+                            .collect();
+                        line["occurrences"] = o.into();
+                    }
                     writeln!(w, "{line}").map_err(|source| Error::Io {
                         path: args.per_doc.clone().unwrap_or_default(),
                         source,

@@ -165,6 +165,7 @@ fn later_windows_count_less() {
         "the of and to ".repeat(40)
     );
     let mut reader = DocumentReader::new(16, 5);
+    reader.occurrences = Some(Vec::new());
     let mut lengths = Vec::new();
     let read = reader
         .read(
@@ -192,4 +193,28 @@ fn later_windows_count_less() {
     let expected = tokens("yak herding") * position_prior(before_last, POSITION_SCALE_TOKENS);
     assert!((score("yak herding") - expected).abs() < 1e-6, "{kws:?}");
     assert!(expected < tokens("yak herding") * 0.7);
+    // What `eval --occurrences` writes: each occurrence before the prior, with its window and
+    // the tokens before it, offsets into the document.
+    let occ = reader.occurrences.as_ref().unwrap();
+    let yak = occ.iter().find(|o| o.key == "yak herding").unwrap();
+    assert_eq!(
+        (yak.window, yak.tokens_before, yak.score),
+        (lengths.len() - 1, before_last, tokens("yak herding"))
+    );
+    assert_eq!(&text[yak.start..yak.end], "yak herding");
+    let zebra = occ.iter().find(|o| o.key == "zebra crossing").unwrap();
+    assert_eq!((zebra.window, zebra.tokens_before, zebra.start), (0, 0, 0));
+    let keys: Vec<&str> = occ.iter().map(|o| o.key.as_str()).collect();
+    // every run of 1-2 content words, in document order within a window
+    assert_eq!(
+        keys,
+        [
+            "zebra",
+            "zebra crossing",
+            "crossing",
+            "yak",
+            "yak herding",
+            "herding"
+        ]
+    );
 }

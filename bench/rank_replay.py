@@ -1,0 +1,135 @@
+"""Replays attnprompt's document ranking from the phrase occurrences `attnprompt eval --per-doc
+FILE --occurrences` writes, to measure ranking variants without running the model again
+(EVALUATION.md, "What else was tried for long documents"). The first row replays the defaults
+and must give eval's own figures back (ties may order differently: f64 here, f32 there).
+
+Usage: python3 bench/rank_replay.py PER_DOC.jsonl [PER_DOC.jsonl ...]   (standard library only)
+
+Protocol (src/eval.rs): a phrase's score is the sum of its occurrences, a single word's divided
+by its count; stronger first, ties to the earlier phrase; a single word that is a word of a
+phrase ranked above it is left out; predictions stemmed (NLTK Porter, as eval wrote them),
+de-duplicated keeping the first; macro F1 at 5, 10 and 15 against the stemmed gold."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+KS = (5, 10, 15)
+
+
+def load(path: str) -> list[dict]:
+    docs = []
+    for line in open(path, encoding="utf-8"):
+        d = json.loads(line)
+        occ = [dict(o["o"], stem=o["stem"]) for o in d["occurrences"]]
+        docs.append({"gold": d["gold"], "occ": occ,
+                     "opening": {o["key"] for o in occ if o["window"] == 0}})
+    return docs
+
+
+def prior(o: dict, scale: float) -> float:
+    return 1.0 / (1.0 + o["tokens_before"] / scale) if scale else 1.0
+
+
+def rank(doc: dict, weight, final) -> list[str]:
+    phrases: dict[str, dict] = {}
+    for o in doc["occ"]:
+        p = phrases.setdefault(o["key"], {"sum": 0.0, "n": 0, "single": o["single_word"],
+                                          "surface": o["surface"], "stem": o["stem"],
+                                          "start": o["start"], "end": o["end"]})
+        p["sum"] += o["score"] * weight(o, doc)
+        p["n"] += 1
+    ranked = sorted(phrases.values(), key=lambda p: (-final(p), p["start"], p["end"]))
+    kept, words = [], set()
+    for p in ranked:
+        if p["single"] and p["surface"].lower() in words:
+            continue
+        kept.append(p)
+        words.update(w.lower() for w in p["surface"].split())
+    seen, out = set(), []
+    for p in kept:
+        if p["stem"] and p["stem"] not in seen:
+            seen.add(p["stem"])
+            out.append(p["stem"])
+    return out
+
+
+def f1(pred: list[str], gold: list[str], k: int) -> float:
+    top, g = pred[:k], set(gold)
+    tp = sum(p in g for p in top)
+    p = tp / len(top) if top else 0.0
+    r = tp / len(g) if g else 0.0
+    return 2 * p * r / (p + r) if tp else 0.0
+
+
+def macro(docs: list[dict], weight, final) -> list[float]:
+    preds = [rank(d, weight, final) for d in docs]
+    return [100 * sum(f1(p, d["gold"], k) for p, d in zip(preds, docs)) / len(docs) for k in KS]
+
+
+def default_final(p: dict) -> float:
+    return p["sum"] / p["n"] if p["single"] else p["sum"]
+
+
+VARIANTS = [
+    ("the defaults (position prior 300)", lambda o, d: prior(o, 300), default_final),
+    ("opening phrases keep later occurrences undecayed",
+     lambda o, d: 1.0 if o["key"] in d["opening"] else prior(o, 300), default_final),
+    ("the same, those occurrences x2",
+     lambda o, d: 1.0 if o["window"] == 0 else 2.0 * (1.0 if o["key"] in d["opening"] else prior(o, 300)),
+     default_final),
+    ("opening phrases x1.5 wherever they occur",
+     lambda o, d: prior(o, 300) * (1.5 if o["key"] in d["opening"] else 1.0), default_final),
+    ("opening phrases x2, prior 1000",
+     lambda o, d: prior(o, 1000) * (2.0 if o["key"] in d["opening"] else 1.0), default_final),
+    ("later occurrences of phrases not in the opening x0.3",
+     lambda o, d: 1.0 if o["window"] == 0 or o["key"] in d["opening"] else 0.3, default_final),
+    ("single words summed", lambda o, d: prior(o, 300), lambda p: p["sum"]),
+    ("single words summed and halved", lambda o, d: prior(o, 300),
+     lambda p: p["sum"] * (0.5 if p["single"] else 1.0)),
+    ("multi-word: mean x log2(1 + occurrences)", lambda o, d: prior(o, 300),
+     lambda p: p["sum"] / p["n"] * (1.0 if p["single"] else __import__("math").log2(1 + p["n"]))),
+]
+
+
+def ceiling(docs: list[dict]) -> str:
+    """How many gold phrases are among the candidates at all, where the defaults rank them, and
+    the F1@10 of a ranking that put them first."""
+    gold = found = 0
+    ranks, oracle = [], 0.0
+    for d in docs:
+        stems = {o["stem"] for o in d["occ"]}
+        pred = rank(d, VARIANTS[0][1], VARIANTS[0][2])
+        hits = [g for g in d["gold"] if g in stems]
+        gold += len(d["gold"])
+        found += len(hits)
+        ranks += [pred.index(g) for g in hits if g in pred]
+        tp = min(10, len(hits))
+        oracle += 2 * (tp / 10) * (tp / len(d["gold"])) / (tp / 10 + tp / len(d["gold"])) if tp else 0.0
+    ranks.sort()
+    median = (ranks[(len(ranks) - 1) // 2] + ranks[len(ranks) // 2]) / 2 if ranks else float("nan")
+    top10 = sum(r < 10 for r in ranks) / len(ranks) if ranks else 0.0
+    return (f"{found} of {gold} gold phrases among the candidates ({100 * found / gold:.1f}%); "
+            f"their median rank {median:g} (0-based), {100 * top10:.0f}% in the top 10; "
+            f"an oracle ranking of the candidates: F1@10 {100 * oracle / len(docs):.1f}")
+
+
+def main() -> int:
+    sets = [(path, load(path)) for path in sys.argv[1:]]
+    if not sets:
+        print(__doc__)
+        return 2
+    print("| variant | " + " | ".join(f"{path} F1@5 / @10 / @15" for path, _ in sets) + " |")
+    print("| --- |" + " --- |" * len(sets))
+    for name, weight, final in VARIANTS:
+        cells = [" / ".join(f"{x:.2f}" for x in macro(docs, weight, final)) for _, docs in sets]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    for path, docs in sets:
+        print(f"{path}: {ceiling(docs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
