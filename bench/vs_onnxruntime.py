@@ -19,8 +19,12 @@ The engines and forms alternate, round after round, each round in a fresh proces
 form, so peak RSS is per process; the figure is the median over rounds of each round's median
 inference latency, and every ratio is of those medians.
 
+With `--baseline BIN` a second attnprompt binary (e.g. built from an earlier commit) runs the
+same tract forms in the same alternation, and each row adds its times and before / after ratios:
+a change measured side by side, in one run, against the same onnxruntime yardstick.
+
 Usage: bench/vs-onnxruntime [--seqs 32,128] [--threads 1,2] [--rounds 3] [--iterations 30]
-                            [--tract auto,int8,f32] [--ort int8,f32,fp32]
+                            [--tract auto,int8,f32] [--ort int8,f32,fp32] [--baseline BIN]
 """
 from __future__ import annotations
 
@@ -162,6 +166,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--tract", default="auto,int8,f32", help="attnprompt --precision values to run")
     ap.add_argument("--ort", default="int8,f32,fp32", help="onnxruntime forms to run (fp32 if present)")
+    ap.add_argument("--baseline", help="an earlier attnprompt binary to run beside --attnprompt")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--form", help=argparse.SUPPRESS)
     ap.add_argument("--seq", type=int, help=argparse.SUPPRESS)
@@ -183,9 +188,13 @@ def main() -> int:
             texts_file = f.name
         for threads in [int(t) for t in args.threads.split(",")]:
             runs = {("tract", p): [] for p in tract_forms} | {("ort", f): [] for f in ort_forms}
+            if args.baseline:
+                runs |= {("before", p): [] for p in tract_forms}
             for _ in range(args.rounds):
                 for p in tract_forms:
                     runs[("tract", p)].append(run_tract(args.attnprompt, texts_file, seq, threads, p, args))
+                    if args.baseline:
+                        runs[("before", p)].append(run_tract(args.baseline, texts_file, seq, threads, p, args))
                 for form in ort_forms:
                     runs[("ort", form)].append(run_ort(seq, threads, form, args))
             setting = runs[("tract", tract_forms[0])][0]["setting"]
@@ -202,6 +211,9 @@ def main() -> int:
                 "peak_rss_mib": {f"{e}:{p}": round(max(r["peak_rss_bytes"] for r in v) / 2**20) for (e, p), v in runs.items()},
                 "load_ms": {f"{e}:{p}": round(statistics.median(r["load_ms"] for r in v)) for (e, p), v in runs.items()},
             }
+            if args.baseline:
+                row["before_ms"] = {p: round(med[("before", p)], 2) for p in tract_forms}
+                row["before_over_after"] = {p: round(med[("before", p)] / med[("tract", p)], 2) for p in tract_forms}
             if "auto" in tract_forms:
                 row["auto_precision"] = runs[("tract", "auto")][0]["setting"]["precision"]["precision"]
             rows.append(row)
@@ -218,6 +230,8 @@ def main() -> int:
     print()
     head = ["seq", "threads"] + [f"tract {p}" for p in tract_forms] + [f"onnxruntime {f}" for f in ort_forms] \
         + [f"tract {p} / onnxruntime best" for p in tract_forms]
+    if args.baseline:
+        head += [f"before {p}" for p in tract_forms] + [f"before / after {p}" for p in tract_forms]
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for r in rows:
@@ -226,6 +240,9 @@ def main() -> int:
                   for p in tract_forms]
         cells += [f"{r['ort_ms'][f]:.2f}" + (" (best)" if f == r["ort_best"] else "") for f in ort_forms]
         cells += [f"{r['tract_over_ort_best'][p]:.2f}" for p in tract_forms]
+        if args.baseline:
+            cells += [f"{r['before_ms'][p]:.2f}" for p in tract_forms]
+            cells += [f"{r['before_over_after'][p]:.2f}" for p in tract_forms]
         print("| " + " | ".join(cells) + " |")
     print()
     print("peak RSS (MiB) and load (ms) per engine:form, per row: see the JSON lines on stderr.")

@@ -142,6 +142,10 @@ pub struct ModelFacts {
     pub nodes: usize,
     /// Matrix-product kernels tract picked for this CPU, with how many nodes use each.
     pub kernels: Vec<(String, usize)>,
+    /// f32 element-wise binary nodes (Mul, Add, …) over vectors per token that tract left on its
+    /// generic per-element path instead of a vectorized by-scalar, unicast or chained kernel:
+    /// each costs several times its vectorized form, so a plan of the f32 form should have none.
+    pub generic_f32_binary_nodes: usize,
 }
 
 /// A BERT encoder planned for batch 1 and sequences of 1 to `max_seq` tokens.
@@ -531,6 +535,14 @@ impl Encoder {
             ..RunOptions::default()
         };
         let seq = typed.symbols.sym(SEQ_SYMBOL);
+        // What `inputs` enforces, told to tract: without it tract 0.23.9's codegen cannot prove
+        // that an element-wise op over `S·1536` values is large enough for its vectorized
+        // by-scalar and unicast kernels, and leaves GELU, LayerNorm and the residual adds on a
+        // generic per-element path (46% of the f32 time at seq 128 on AVX-512, BENCHMARKS.md).
+        typed
+            .symbols
+            .add_assertion(format!("{SEQ_SYMBOL} >= 1"))
+            .map_err(|e| fail(format!("{e:#}")))?;
         // `optimize`, not `into_optimized`: the latter declutters again, a second pass over a
         // graph that no longer changes.
         typed.optimize().map_err(|e| fail(format!("{e:#}")))?;
@@ -564,6 +576,7 @@ impl Encoder {
             from_cache,
             kernels,
             nodes: plan.model().nodes().len(),
+            generic_f32_binary_nodes: generic_f32_binary_nodes(plan.model()),
         };
         log::info!(
             "loaded {}: {} attention layers × {} heads, up to {} tokens, {}",
@@ -628,6 +641,24 @@ impl Encoder {
         }
         Ok(inputs)
     }
+}
+
+fn generic_f32_binary_nodes(model: &TypedModel) -> usize {
+    model
+        .nodes()
+        .iter()
+        .filter(|n| n.op_is::<tract_onnx::tract_core::ops::binary::TypedBinOp>())
+        .map(|n| &n.outputs[0].fact)
+        .filter(|fact| fact.datum_type == f32::datum_type())
+        // Per-token scalars (LayerNorm's mean of S values) cost next to nothing either way.
+        .filter(|fact| {
+            fact.shape
+                .iter()
+                .filter_map(|d| d.to_i64().ok())
+                .product::<i64>()
+                > 1
+        })
+        .count()
 }
 
 /// Kernel names (tract-linalg's `…mmm…` routines) mentioned by the optimized plan's nodes.

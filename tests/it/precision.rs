@@ -68,7 +68,8 @@ fn auto_picks_int8_only_where_the_int8_kernel_has_dot_products() {
 }
 
 /// Both forms of the shipped model load, and their plans hold the kernels of their precision:
-/// the f32 form has no int8 kernel at all; the int8 form runs its 36 weight products (those not
+/// the f32 form has no int8 kernel at all, nor an element-wise op on tract's generic path; the
+/// int8 form runs its 36 weight products (those not
 /// pruned: 32) in int8 and only the attention's activation products in f32.
 #[test]
 fn each_form_runs_its_own_kernels() {
@@ -80,6 +81,10 @@ fn each_form_runs_its_own_kernels() {
         let p = Pipeline::load(cfg).unwrap();
         let facts = p.model_facts();
         assert_eq!(facts.precision.precision, precision.name());
+        // GELU, LayerNorm, the residual adds: on vectorized kernels though the sequence length
+        // is symbolic (the f32 form runs 1.8× faster than with them on the generic path:
+        // BENCHMARKS.md).
+        assert_eq!(facts.generic_f32_binary_nodes, 0);
         // Nodes per kernel; a node whose plan keeps two kernels (one for a single column)
         // names both, so the int8 products are the largest count among int8 kernels.
         let int8_nodes = facts
