@@ -426,6 +426,7 @@ impl Encoder {
             .map_err(|e| fail(e.to_string()))?;
 
         let mut typed = model.into_typed().map_err(|e| fail(format!("{e:#}")))?;
+        crate::quantize::replace_in(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
         lap_log("typed");
         let typed_outputs = typed
             .output_outlets()

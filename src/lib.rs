@@ -46,6 +46,8 @@ pub mod pipeline;
 #[cfg(feature = "model")]
 pub mod precision;
 #[cfg(feature = "model")]
+pub mod quantize;
+#[cfg(feature = "model")]
 pub mod scores;
 
 // The English candidate modules kept their paths from before `candidates/`.
