@@ -142,10 +142,11 @@ pub struct ModelFacts {
     pub nodes: usize,
     /// Matrix-product kernels tract picked for this CPU, with how many nodes use each.
     pub kernels: Vec<(String, usize)>,
-    /// f32 element-wise binary nodes (Mul, Add, …) over vectors per token that tract left on its
-    /// generic per-element path instead of a vectorized by-scalar, unicast or chained kernel:
-    /// each costs several times its vectorized form, so a plan of the f32 form should have none.
-    pub generic_f32_binary_nodes: usize,
+    /// Element-wise binary nodes (Mul, Add, …) over vectors per token that tract left on its
+    /// generic per-element path instead of a vectorized by-scalar, unicast or chained kernel or
+    /// a matrix product's kernel: each costs several times its vectorized form, so a plan of
+    /// either form should have none.
+    pub generic_binary_nodes: usize,
 }
 
 /// A BERT encoder planned for batch 1 and sequences of 1 to `max_seq` tokens.
@@ -544,6 +545,9 @@ impl Encoder {
             .symbols
             .add_assertion(format!("{SEQ_SYMBOL} >= 1"))
             .map_err(|e| fail(format!("{e:#}")))?;
+        // The int8 products in a form tract runs without per-element integer ops (the int8
+        // form; nothing to do in f32): before `optimize`, which would lower them its own way.
+        crate::quantize::simplify_int8_products(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
         // `optimize`, not `into_optimized`: the latter declutters again, a second pass over a
         // graph that no longer changes.
         typed.optimize().map_err(|e| fail(format!("{e:#}")))?;
@@ -577,7 +581,7 @@ impl Encoder {
             from_cache,
             kernels,
             nodes: plan.model().nodes().len(),
-            generic_f32_binary_nodes: generic_f32_binary_nodes(plan.model()),
+            generic_binary_nodes: generic_binary_nodes(plan.model()),
         };
         log::info!(
             "loaded {}: {} attention layers × {} heads, up to {} tokens, {}",
@@ -644,20 +648,19 @@ impl Encoder {
     }
 }
 
-fn generic_f32_binary_nodes(model: &TypedModel) -> usize {
+/// What [`ModelFacts::generic_binary_nodes`] counts: tract's generic binary op (f32 or the
+/// int8 form's i32) whose output has a symbolic length and more than one value per position of
+/// it. Per-token scalars (LayerNorm's mean, `[S, 1]`) and per-weight vectors cost next to
+/// nothing either way.
+pub(crate) fn generic_binary_nodes(model: &TypedModel) -> usize {
     model
         .nodes()
         .iter()
         .filter(|n| n.op_is::<tract_onnx::tract_core::ops::binary::TypedBinOp>())
         .map(|n| &n.outputs[0].fact)
-        .filter(|fact| fact.datum_type == f32::datum_type())
-        // Per-token scalars (LayerNorm's mean of S values) cost next to nothing either way.
         .filter(|fact| {
-            fact.shape
-                .iter()
-                .filter_map(|d| d.to_i64().ok())
-                .product::<i64>()
-                > 1
+            let concrete: Vec<i64> = fact.shape.iter().filter_map(|d| d.to_i64().ok()).collect();
+            concrete.len() < fact.rank() && concrete.iter().product::<i64>() > 1
         })
         .count()
 }

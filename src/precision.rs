@@ -5,20 +5,20 @@
 //! instruction (x86 VNNI, AVX-VNNI, AMX; ARM SDOT). Without one, tract's int8 kernels widen to
 //! 16 bits and do a quarter of the work per instruction that its f32 FMA kernels do, and the
 //! dynamic quantization of every activation comes on top: on an AVX2-only x86 the shipped int8
-//! model ran 33 times slower than its f32 form. With one, the products are faster, but the int8
-//! form pays for quantizing each activation at run time and for the element-wise ops that turn
-//! the i32 results back into floats; on every x86 dot-product class measured (AMX, AVX-512 VNNI,
-//! AVX-VNNI, on one Xeon through `TRACT_CPU_ISA`) that cost more than the products saved, and
-//! the f32 form was 1.1 to 2.1 times faster (BENCHMARKS.md). So `auto` asks tract which kernel
-//! its int8 products would get on this CPU and reads its name:
+//! model ran 33 times slower than its f32 form. With one, the products are faster, and what the
+//! int8 form adds around them (quantizing each activation, the zero-point terms) now costs less
+//! than they save: `quantize.rs` does both without tract's per-element paths, and the int8 form
+//! runs 1.1–1.5× faster than f32 on the x86 dot-product classes measured (BENCHMARKS.md; before
+//! it, f32 was 1.1–2.1× faster there). So `auto` asks tract which kernel its int8 products would
+//! get on this CPU and reads its name:
 //!
 //! | int8 kernel tract picks | instruction | CPUs | auto | from |
 //! | --- | --- | --- | --- | --- |
-//! | `avx512amx_mmm_i32_*` | TDPBSSD (AMX-INT8) | Xeon since Sapphire Rapids | f32 | measured: f32 1.2–1.3× faster |
-//! | `avx512vnni_mmm_i32_*` | VPDPBUSD (AVX-512 VNNI) | Xeon since Cascade Lake, Zen 4 | f32 | measured: 1.2–1.4× |
-//! | `avxvnni_mmm_i32_*` | VPDPBUSD (AVX-VNNI) | Core since Alder Lake | f32 | measured: 2.0–2.1× |
+//! | `avx512vnni_mmm_i32_*` | VPDPBUSD (AVX-512 VNNI) | Xeon since Cascade Lake, Zen 4 | int8 | measured: int8 1.2× faster |
+//! | `avxvnni_mmm_i32_*` | VPDPBUSD (AVX-VNNI) | Core since Alder Lake | int8 | measured: 1.5× (AVX-512 CPU, upper tiers hidden) |
+//! | `avx512amx_mmm_i32_*` | TDPBSSD (AMX-INT8) | Xeon since Sapphire Rapids | int8 | estimate: as AVX-512 VNNI, within 6% of it when both were measured on one Xeon |
 //! | `avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4` | VPMULLW / VPMADDWD (16-bit) | AVX2-only x86 | f32 | measured: 42–47× |
-//! | `arm64simd_mmm_i32_*_dot` | SDOT | Cortex-A55/A76/A78 (Pi 5, Jetson Orin) | int8 | estimate: int8 1.05–1.2× faster |
+//! | `arm64simd_mmm_i32_*_dot` | SDOT | Cortex-A55/A76/A78 (Pi 5, Jetson Orin) | int8 | estimate: int8 faster |
 //! | `sme_qmmm_i32_*` | SME outer products | Armv9 with SME | int8 | not measured |
 //! | `arm64simd_mmm_i32_8x8` | SMLAL (16-bit) | Cortex-A72 (Pi 4), A53 | f32 | estimate: f32 about 2× faster |
 //! | `sve_mmm_i32_*` | SVE widening multiply-add | Armv9 with SVE2 | f32 | not measured |
@@ -27,10 +27,10 @@
 //!
 //! The ARM rows are estimates (no board was at hand; BENCHMARKS.md, "ARM"): an A76 issues SDOT
 //! at four times the multiply-adds per cycle of its f32 FMA, against two to four times on the x86
-//! classes, which is what leaves int8 ahead there; an A72's NEON unit issues two 4-wide f32 FMAs
-//! per cycle but one 4-wide SMLAL, so tract's f32 products do about twice the multiply-adds per
-//! cycle of its int8 ones before the quantization costs anything. `attnprompt bench --compare`
-//! measures both forms on the board at hand.
+//! classes; an A72's NEON unit issues two 4-wide f32 FMAs per cycle but one 4-wide SMLAL, so
+//! tract's f32 products do about twice the multiply-adds per cycle of its int8 ones before the
+//! quantization costs anything. `attnprompt bench --compare` measures both forms on the board
+//! at hand.
 
 use tract_linalg::mmm::Query;
 use tract_linalg::MmmDispatch;
@@ -83,19 +83,10 @@ fn is_arm_dot_product_kernel(name: &str) -> bool {
 
 /// Whether `auto` runs int8 with this int8 kernel (the table above), and why, in a clause.
 pub fn auto_takes_int8(kernel: &str) -> (bool, String) {
-    if is_arm_dot_product_kernel(kernel) {
+    if is_dot_product_kernel(kernel) {
         (
             true,
             format!("tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions"),
-        )
-    } else if is_x86_dot_product_kernel(kernel) {
-        (
-            false,
-            format!(
-                "tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions, but \
-                 on x86 the int8 form's quantization of activations costs more than they save, \
-                 so f32 is faster (measured)"
-            ),
         )
     } else {
         (
@@ -182,13 +173,13 @@ mod tests {
         }
     }
 
-    /// The table: int8 on ARM's dot-product kernels only.
+    /// The table: int8 on the dot-product kernels, x86 and ARM.
     #[test]
-    fn auto_takes_int8_on_arm_dot_product_kernels_only() {
+    fn auto_takes_int8_on_dot_product_kernels() {
         for (kernel, int8) in [
-            ("avx512amx_mmm_i32_16x16", false),
-            ("avx512vnni_mmm_i32_16x16", false),
-            ("avxvnni_mmm_i32_8x8", false),
+            ("avx512amx_mmm_i32_16x16", true),
+            ("avx512vnni_mmm_i32_16x16", true),
+            ("avxvnni_mmm_i32_8x8", true),
             ("avx2_mmm_i32_8x8", false),
             ("arm64simd_mmm_i32_8x8_dot", true),
             ("sme_qmmm_i32_32x32", true),

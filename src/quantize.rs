@@ -1,18 +1,20 @@
-//! ONNX `DynamicQuantizeLinear` for the int8 form: the same bytes as tract-onnx's op, in two
-//! passes the compiler vectorizes.
+//! The int8 form's own graph changes: ONNX `DynamicQuantizeLinear` by an op of this crate, and
+//! the int8 products rewritten before tract lowers them. Both compute what tract-onnx's graph
+//! computes, bit for bit.
 //!
-//! Every int8 product of the shipped model starts by quantizing its f32 input to u8 with a
-//! scale and zero point taken from that input's range (ONNX `DynamicQuantizeLinear`). tract-onnx
-//! 0.23.9 (`DynamicQuantizeLinearU8`) finds the range with a branchy fold over an ndarray view
-//! and rounds each value with `round_ties_even`, a library call per value on baseline x86-64:
-//! 45% of the int8 form's inference time on an AVX-512 EPYC (BENCHMARKS.md). Here the range is
-//! a running min / max over 16 lanes and the rounding adds and takes away 1.5·2²³, which rounds
-//! to the nearest integer, ties to even, exactly, for any value below 2²² in magnitude. The
-//! quantized values `x / scale` are never above 255 in magnitude when the scale is a normal
-//! float; a range whose scale is zero, subnormal or infinite takes tract-onnx's own formula.
+//! Quantizing: every int8 product of the shipped model starts by quantizing its f32 input to
+//! u8 with a scale and zero point taken from that input's range (ONNX `DynamicQuantizeLinear`).
+//! tract-onnx 0.23.9 (`DynamicQuantizeLinearU8`) finds the range with a branchy fold over an
+//! ndarray view and rounds each value with `round_ties_even`, a library call per value on
+//! baseline x86-64: 45% of the int8 form's inference time on an AVX-512 EPYC (BENCHMARKS.md).
+//! Here the range is a running min / max over 16 lanes and the rounding adds and takes away
+//! 1.5·2²³, which rounds to the nearest integer, ties to even, exactly, for any value below 2²²
+//! in magnitude. The quantized values `x / scale` are never above 255 in magnitude when the
+//! scale is a normal float; a range whose scale is zero, subnormal or infinite takes
+//! tract-onnx's own formula. [`replace_in`] swaps the op into a typed graph by node, so
+//! tract's parsing of the ONNX node is kept.
 //!
-//! [`replace_in`] swaps the op into a typed graph by node, so tract's parsing of the ONNX node
-//! is kept; everything else about the graph stays tract's.
+//! The products: [`simplify_int8_products`] (why, there).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -49,6 +51,190 @@ pub fn replace_in(model: &mut TypedModel) -> TractResult<usize> {
         replaced += 1;
     }
     Ok(replaced)
+}
+
+/// Rewrites the int8 products of `model` (tract's `EinSum` with quantization parameters, from
+/// ONNX `MatMulInteger`) into forms tract's codegen runs without per-element integer ops;
+/// returns how many products were rewritten. Each computes the same integers as before.
+///
+/// Why: tract 0.23.9 lowers an int8 product at codegen to the integer matrix product followed
+/// by zero-point terms (`quant.rs`, `compensate_zero_points`). With the shipped weights'
+/// per-column zero point `b0` (all 0), the term `b0 · Σₖ a` is a full `[S, N]` matrix, so it
+/// and every term after it ran as generic per-element i32 ops over all outputs: about 40% of
+/// the int8 form's inference time on an AVX-512 EPYC (BENCHMARKS.md), and about 1,000 graph
+/// patches, half of its load time. So:
+/// - a product with constant weights whose zero point is 0 throughout, and no bias, output
+///   zero point or scale (what `MatMulInteger` gives), becomes the plain `i8 × i8 → i32` product
+///   of `a − 128` by the weights, minus `(a0 − 128) · Σₖ b` per column, a vector folded into
+///   the matrix product's kernel (`Σₖ (a − a0) b = Σₖ (a − 128) b − (a0 − 128) Σₖ b`);
+/// - in any other product, a constant zero point or scale of one value throughout becomes that
+///   value as a scalar, and tract's codegen folds the terms it gives into the kernel.
+pub fn simplify_int8_products(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    let mut rewritten = 0;
+    for id in 0..model.nodes().len() {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<EinSum>() else {
+            continue;
+        };
+        // Inputs: a, b, bias, a0, a_scale, b0, b_scale, c0, c_scale.
+        if op.q_params.is_none() || node.inputs.len() != 9 {
+            continue;
+        }
+        let patch = match plain_product(model, node, op)? {
+            Some(patch) => patch,
+            None => match scalar_quantization_params(model, node, op)? {
+                Some(patch) => patch,
+                None => continue,
+            },
+        };
+        patch.apply(model)?;
+        rewritten += 1;
+    }
+    Ok(rewritten)
+}
+
+/// The value of a constant input that holds one value throughout.
+fn uniform_const(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
+    let fact = model.outlet_fact(outlet).ok()?;
+    fact.konst.as_ref()?;
+    fact.uniform.clone()
+}
+
+/// `a` u8 or i8 with a scalar zero point, `b` a constant i8 matrix with zero point 0, bias and
+/// output zero point 0, every scale 1, i32 out: the product as `i8 × i8 → i32` and one vector
+/// subtracted per column (see [`simplify_int8_products`]).
+fn plain_product(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: &tract_onnx::tract_core::ops::einsum::EinSum,
+) -> TractResult<Option<TypedModelPatch>> {
+    use tract_onnx::tract_core::ops::{self, einsum::EinSum};
+    let is = |slot: usize, value: f64| {
+        uniform_const(model, node.inputs[slot])
+            .and_then(|t| t.cast_to_scalar::<f64>().ok())
+            .is_some_and(|v| v == value)
+    };
+    let (a, b) = (
+        model.outlet_fact(node.inputs[0])?,
+        model.outlet_fact(node.inputs[1])?,
+    );
+    let a_offset = match a.datum_type {
+        DatumType::U8 => 128,
+        DatumType::I8 => 0,
+        _ => return Ok(None),
+    };
+    let Some(weights) = b.konst.clone() else {
+        return Ok(None);
+    };
+    if op.q_params != Some(DatumType::I32)
+        || weights.datum_type() != DatumType::I8
+        || weights.rank() != 2
+        || model.outlet_fact(node.inputs[3])?.shape.volume() != 1.to_dim()
+        || !(is(2, 0.0) && is(5, 0.0) && is(7, 0.0))
+        || !(is(4, 1.0) && is(6, 1.0) && is(8, 1.0))
+    {
+        return Ok(None);
+    }
+    // The axes of b: k is summed away (in a and b, not in the output), n reaches the output.
+    let in_b_only_out = |axis: &&Axis, out: bool| {
+        axis.inputs[1].len() == 1
+            && axis.inputs[0].len() == !out as usize
+            && axis.outputs[0].len() == out as usize
+    };
+    let (Some(k), Some(n)) = (
+        op.axes.iter_all_axes().find(|ax| in_b_only_out(ax, false)),
+        op.axes.iter_all_axes().find(|ax| in_b_only_out(ax, true)),
+    ) else {
+        return Ok(None);
+    };
+    let (b_k, out_n) = (k.inputs[1][0], n.outputs[0][0]);
+    // Σₖ b per column, laid out along the output's n axis.
+    let weights = weights.to_plain_array_view::<i8>()?;
+    let sums = weights
+        .mapv(|v| v as i32)
+        .sum_axis(tract_ndarray::Axis(b_k));
+    let output_rank = node.outputs[0].fact.rank();
+    let mut shape = vec![1; output_rank];
+    shape[out_n] = sums.len();
+    let sums = sums.into_shape_with_order(shape)?.into_tensor();
+
+    let name = &node.name;
+    let mut patch = TypedModelPatch::new("int8 product as i8 × i8 and a column term");
+    let taps = patch.taps(model, &node.inputs)?;
+    let mut a = taps[0];
+    if a_offset != 0 {
+        a = patch.wire_node(
+            format!("{name}.a_as_i8"),
+            ops::quant::offset_u8_as_i8(),
+            &[a],
+        )?[0];
+    }
+    let product = patch.wire_node(
+        format!("{name}.i8"),
+        EinSum {
+            axes: op.axes.extract_sub_mapping(&[0, 1], &[0])?,
+            operating_dt: DatumType::I32,
+            q_params: None,
+        },
+        &[a, taps[1]],
+    )?[0];
+    let a0 = patch.wire_node(
+        format!("{name}.a0_as_i32"),
+        ops::cast::cast(DatumType::I32),
+        &[taps[3]],
+    )?[0];
+    let a0 = patch.wire_node(
+        format!("{name}.a0_as_scalar"),
+        AxisOp::Reshape(
+            0,
+            model.outlet_fact(node.inputs[3])?.shape.to_tvec(),
+            tvec!(),
+        ),
+        &[a0],
+    )?[0];
+    let offset = patch.add_const(format!("{name}.a_offset"), tensor0(a_offset))?;
+    let a0 = patch.wire_node(format!("{name}.a0_offset"), ops::math::sub(), &[a0, offset])?[0];
+    let sums = patch.add_const(format!("{name}.sum_b"), sums)?;
+    let term = tract_onnx::tract_core::ops::change_axes::wire_with_rank_broadcast(
+        format!("{name}.a0_sum_b"),
+        &mut patch,
+        ops::math::mul(),
+        &[a0, sums],
+    )?[0];
+    let out = patch.wire_node(name.clone(), ops::math::sub(), &[product, term])?[0];
+    patch.shunt_outside(model, OutletId::new(node.id, 0), out)?;
+    Ok(Some(patch))
+}
+
+/// Each constant zero point or scale of one value throughout, given as a vector (per column),
+/// made a scalar.
+fn scalar_quantization_params(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: &tract_onnx::tract_core::ops::einsum::EinSum,
+) -> TractResult<Option<TypedModelPatch>> {
+    let mut op = op.clone();
+    let mut patch = TypedModelPatch::new("scalar quantization parameters");
+    let mut wires = patch.taps(model, &node.inputs)?;
+    let mut changed = false;
+    for slot in 3..9 {
+        let rank = model.outlet_fact(node.inputs[slot])?.rank();
+        let Some(value) = uniform_const(model, node.inputs[slot]).filter(|_| rank > 0) else {
+            continue;
+        };
+        for position in (0..rank).rev() {
+            op.axes = op.axes.remove_axis_occurency(InOut::In(slot), position)?;
+        }
+        wires[slot] = patch.add_const(format!("{}.scalar_q{slot}", node.name), value)?;
+        changed = true;
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let out = patch.wire_node(node.name.clone(), op, &wires)?[0];
+    patch.shunt_outside(model, OutletId::new(node.id, 0), out)?;
+    Ok(Some(patch))
 }
 
 /// ONNX `DynamicQuantizeLinear` (f32 → u8, scale, zero point), bit for bit as tract-onnx
@@ -226,55 +412,49 @@ mod tests {
         quantize(&xs, scale, zero_point, &mut ys);
         assert_eq!(ys, [0, 255, 128, 130, 130, 128, 126, 131, 128]);
     }
-    /// One ONNX `DynamicQuantizeLinear` node of `n` values, as tract-onnx types it.
-    fn stock_model(n: usize) -> TypedModel {
+    use tract_onnx::pb::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
+
+    /// An ONNX value of `elem_type` (ONNX's numbering) and shape: numbers, or names for symbols.
+    fn value_info(name: &str, elem_type: i32, dims: &[&str]) -> ValueInfoProto {
         use tract_onnx::pb::{
             tensor_shape_proto::{dimension, Dimension},
-            type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
-            TypeProto, ValueInfoProto,
+            type_proto, TensorShapeProto, TypeProto,
         };
-        let info = |name: &str, elem_type: i32, dims: &[usize]| ValueInfoProto {
+        let dim = |d: &&str| Dimension {
+            value: Some(match d.parse::<i64>() {
+                Ok(v) => dimension::Value::DimValue(v),
+                Err(_) => dimension::Value::DimParam(d.to_string()),
+            }),
+            ..Default::default()
+        };
+        ValueInfoProto {
             name: name.into(),
             r#type: Some(TypeProto {
                 value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                     elem_type,
                     shape: Some(TensorShapeProto {
-                        dim: dims
-                            .iter()
-                            .map(|&d| Dimension {
-                                value: Some(dimension::Value::DimValue(d as i64)),
-                                ..Default::default()
-                            })
-                            .collect(),
+                        dim: dims.iter().map(dim).collect(),
                     }),
                 })),
                 ..Default::default()
             }),
             ..Default::default()
-        };
-        let (f32_type, u8_type) = (1, 2);
-        let graph = GraphProto {
-            node: vec![NodeProto {
-                input: vec!["x".into()],
-                output: vec!["y".into(), "scale".into(), "zero_point".into()],
-                op_type: "DynamicQuantizeLinear".into(),
-                ..Default::default()
-            }],
-            input: vec![info("x", f32_type, &[n])],
-            output: vec![
-                info("y", u8_type, &[n]),
-                info("scale", f32_type, &[]),
-                info("zero_point", u8_type, &[]),
-            ],
-            ..Default::default()
-        };
+        }
+    }
+
+    /// A one-node ONNX graph, as tract-onnx types it.
+    fn typed(node: NodeProto, graph: GraphProto) -> TypedModel {
+        use tract_onnx::pb::{ModelProto, OperatorSetIdProto};
         let proto = ModelProto {
             ir_version: 8,
             opset_import: vec![OperatorSetIdProto {
                 domain: String::new(),
                 version: 13,
             }],
-            graph: Some(graph),
+            graph: Some(GraphProto {
+                node: vec![node],
+                ..graph
+            }),
             ..Default::default()
         };
         tract_onnx::onnx()
@@ -282,6 +462,28 @@ mod tests {
             .unwrap()
             .into_typed()
             .unwrap()
+    }
+
+    /// One ONNX `DynamicQuantizeLinear` node of `n` values, as tract-onnx types it.
+    fn stock_model(n: usize) -> TypedModel {
+        let (f32_type, u8_type) = (1, 2);
+        let n = n.to_string();
+        let node = NodeProto {
+            input: vec!["x".into()],
+            output: vec!["y".into(), "scale".into(), "zero_point".into()],
+            op_type: "DynamicQuantizeLinear".into(),
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            input: vec![value_info("x", f32_type, &[&n])],
+            output: vec![
+                value_info("y", u8_type, &[&n]),
+                value_info("scale", f32_type, &[]),
+                value_info("zero_point", u8_type, &[]),
+            ],
+            ..Default::default()
+        };
+        typed(node, graph)
     }
 
     fn run(model: TypedModel, xs: &[f32]) -> (Vec<u8>, f32, u8) {
@@ -347,6 +549,108 @@ mod tests {
             let mut ys = vec![0u8; xs.len()];
             quantize_any(&xs, scale, zero_point, &mut ys);
             assert_eq!((ys, scale.to_bits(), zero_point), (a.0, a.1.to_bits(), a.2));
+        }
+    }
+
+    /// One ONNX `MatMulInteger` node: `a` u8 `[S, k]` and its zero point as inputs, `b` an i8
+    /// `[k, n]` constant with a per-column zero point `b0` of one value throughout.
+    fn matmul_integer_model(b: &[i8], b0: i8, k: usize, n: usize) -> TypedModel {
+        let (u8_type, i8_type, i32_type) = (2, 3, 6);
+        let (k_dim, n_dim) = (k.to_string(), n.to_string());
+        let constant = |name: &str, dims: Vec<i64>, bytes: Vec<u8>| TensorProto {
+            name: name.into(),
+            dims,
+            data_type: i8_type,
+            raw_data: bytes,
+            ..Default::default()
+        };
+        let node = NodeProto {
+            input: vec!["a".into(), "b".into(), "a0".into(), "b0".into()],
+            output: vec!["c".into()],
+            op_type: "MatMulInteger".into(),
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            initializer: vec![
+                constant(
+                    "b",
+                    vec![k as i64, n as i64],
+                    b.iter().map(|&v| v as u8).collect(),
+                ),
+                constant("b0", vec![n as i64], vec![b0 as u8; n]),
+            ],
+            input: vec![
+                value_info("a", u8_type, &["S", &k_dim]),
+                value_info("a0", u8_type, &[]),
+            ],
+            output: vec![value_info("c", i32_type, &["S", &n_dim])],
+            ..Default::default()
+        };
+        let mut model = typed(node, graph);
+        model.declutter().unwrap();
+        model
+    }
+
+    /// Both rewrites compute `Σₖ (a − a0)(b − b0)` exactly, as written out here, and leave no
+    /// generic per-element op over the `[S, n]` output in the plan (tract's own lowering has
+    /// several): weights' zero point 0 (the plain product) and one other value throughout (made
+    /// a scalar), with activations' zero points across the u8 range.
+    #[test]
+    fn int8_products_compute_the_same_integers() {
+        let (k, n, rows) = (48, 40, 7);
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u32
+        };
+        // Weights in [-127, 127], as symmetric int8 quantization writes them.
+        let b: Vec<i8> = (0..k * n)
+            .map(|_| ((next() % 255) as i32 - 127) as i8)
+            .collect();
+        let a: Vec<u8> = (0..rows * k).map(|_| next() as u8).collect();
+        for (b0, a0) in [(0i8, 131u8), (0, 0), (3, 255), (-5, 7)] {
+            let stock = matmul_integer_model(&b, b0, k, n);
+            let mut ours = stock.clone();
+            assert_eq!(simplify_int8_products(&mut ours).unwrap(), 1);
+            // Weights' zero point 0: a plain product, no quantized one left to tract's lowering.
+            let quantized = ours
+                .nodes()
+                .iter()
+                .filter_map(|n| n.op_as::<tract_onnx::tract_core::ops::einsum::EinSum>())
+                .filter(|op| op.q_params.is_some())
+                .count();
+            assert_eq!(quantized, (b0 != 0) as usize, "b0 {b0}");
+            let run = |model: TypedModel| -> (Vec<i32>, usize) {
+                let model = model.into_optimized().unwrap();
+                let generic = crate::encoder::generic_binary_nodes(&model);
+                let plan = model.into_runnable().unwrap();
+                let a = Tensor::from_shape(&[rows, k], &a).unwrap();
+                let out = plan
+                    .run(tvec!(a.into_tvalue(), tensor0(a0).into_tvalue()))
+                    .unwrap();
+                let plain = out[0].try_as_plain_ram().unwrap();
+                (plain.as_slice::<i32>().unwrap().to_vec(), generic)
+            };
+            let ((stock_c, stock_generic), (our_c, our_generic)) = (run(stock), run(ours));
+            let expected: Vec<i32> = (0..rows * n)
+                .map(|ij| {
+                    let (i, j) = (ij / n, ij % n);
+                    (0..k)
+                        .map(|l| {
+                            (a[i * k + l] as i32 - a0 as i32) * (b[l * n + j] as i32 - b0 as i32)
+                        })
+                        .sum()
+                })
+                .collect();
+            assert_eq!(our_c, expected, "b0 {b0}, a0 {a0}");
+            assert_eq!(stock_c, expected, "b0 {b0}, a0 {a0}");
+            assert_eq!(our_generic, 0, "b0 {b0}");
+            assert!(
+                stock_generic > 0,
+                "b0 {b0}: tract's lowering changed; is the rewrite still needed?"
+            );
         }
     }
 }

@@ -56,9 +56,9 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 
-    /// Precision of the matrix products: auto (int8 where it is the faster form: ARM CPUs with
-    /// int8 dot products, SDOT, such as the Pi 5; f32 elsewhere, x86 included, where tract's
-    /// int8 form is slower, with or without VNNI), int8 (the shipped weights as they are, 30 MiB
+    /// Precision of the matrix products: auto (int8 where it is the faster form: CPUs with int8
+    /// dot products, x86 VNNI, AVX-VNNI or AMX and ARM SDOT such as the Pi 5; f32 elsewhere,
+    /// AVX2-only x86 and the Pi 4 among them, where tract's int8 products are slow), int8 (the shipped weights as they are, 30 MiB
     /// less memory), or f32 (int8 weights dequantized at load: 52 MiB of weights instead of
     /// 22). `inspect` says what auto picks and why; `bench --compare` times both.
     #[arg(long, env = PRECISION_ENV, default_value = "auto", value_name = "auto|int8|f32", value_parser = parse_precision)]
