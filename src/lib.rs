@@ -42,6 +42,8 @@ pub mod memory;
 #[cfg(feature = "model")]
 pub mod model_cache;
 #[cfg(feature = "model")]
+pub mod nan_guard;
+#[cfg(feature = "model")]
 pub mod pipeline;
 #[cfg(feature = "model")]
 pub mod precision;

@@ -388,7 +388,8 @@ fn memory_budget_too_small_is_refused_with_the_plan_and_a_suggestion() {
         eprintln!("skipped under emulation");
         return;
     }
-    // 2 MiB under what int8 needs at 512 tokens, where the activations bind: a shorter sequence
+    // 2 MiB under what int8 needs at 512 tokens with every layer's attention read, where the
+    // activations bind (with the last layer only, the load's peak does now): a shorter sequence
     // fits. (With auto on a CPU where f32 is faster, f32 does not fit and int8 is taken.)
     let o = attnprompt(
         &[
@@ -396,6 +397,8 @@ fn memory_budget_too_small_is_refused_with_the_plan_and_a_suggestion() {
             "--json",
             "--precision",
             "int8",
+            "--layers",
+            "all",
             "--max-seq",
             "512",
         ],
@@ -404,7 +407,15 @@ fn memory_budget_too_small_is_refused_with_the_plan_and_a_suggestion() {
     let needed = json_lines(&o)[0]["memory_needed"].as_u64().unwrap();
     let budget = (needed - (2 << 20)).to_string();
     let o = attnprompt(
-        &["--memory-budget", &budget, "--max-seq", "512", SHORT],
+        &[
+            "--memory-budget",
+            &budget,
+            "--layers",
+            "all",
+            "--max-seq",
+            "512",
+            SHORT,
+        ],
         None,
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -431,6 +442,8 @@ fn memory_budget_too_small_is_refused_with_the_plan_and_a_suggestion() {
         &[
             "--memory-budget",
             &budget,
+            "--layers",
+            "all",
             "--max-seq",
             &suggested.to_string(),
             SHORT,
