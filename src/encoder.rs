@@ -548,6 +548,7 @@ impl Encoder {
         // The int8 products in a form tract runs without per-element integer ops (the int8
         // form; nothing to do in f32): before `optimize`, which would lower them its own way.
         crate::quantize::simplify_int8_products(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
+        crate::quantize::fuse_rescales(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
         // Each attention softmax's NaN guard in one pass instead of two (both forms).
         crate::nan_guard::replace_in(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
         // `optimize`, not `into_optimized`: the latter declutters again, a second pass over a
