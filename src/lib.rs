@@ -51,6 +51,8 @@ pub mod precision;
 pub mod quantize;
 #[cfg(feature = "model")]
 pub mod scores;
+#[cfg(all(test, feature = "model"))]
+mod test_onnx;
 
 // The English candidate modules kept their paths from before `candidates/`.
 pub use candidates::{english as nounphrase, tagger};

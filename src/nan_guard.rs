@@ -96,37 +96,12 @@ pub fn nan_to_zero(xs: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tract_onnx::pb::{
-        tensor_shape_proto::{dimension, Dimension},
-        type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-        TensorShapeProto, TypeProto, ValueInfoProto,
-    };
+    use crate::test_onnx::{typed, value_info};
+    use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
 
     /// `y = Where(IsNaN(x), fill, x)` with `x` of shape `[2, S]`; with `fill` 0, as the attention
     /// export writes it.
     fn guard_model(fill: f32) -> TypedModel {
-        let info = |name: &str, elem_type: i32| ValueInfoProto {
-            name: name.into(),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type,
-                    shape: Some(TensorShapeProto {
-                        dim: vec![
-                            Dimension {
-                                value: Some(dimension::Value::DimValue(2)),
-                                ..Default::default()
-                            },
-                            Dimension {
-                                value: Some(dimension::Value::DimParam("S".into())),
-                                ..Default::default()
-                            },
-                        ],
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
         let f32_type = 1;
         let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -134,11 +109,11 @@ mod tests {
             op_type: op.into(),
             ..Default::default()
         };
+        let nodes = vec![
+            node("IsNaN", &["x"], "nan"),
+            node("Where", &["nan", "zero", "x"], "y"),
+        ];
         let graph = GraphProto {
-            node: vec![
-                node("IsNaN", &["x"], "nan"),
-                node("Where", &["nan", "zero", "x"], "y"),
-            ],
             initializer: vec![TensorProto {
                 name: "zero".into(),
                 dims: vec![1, 1],
@@ -146,24 +121,11 @@ mod tests {
                 float_data: vec![fill],
                 ..Default::default()
             }],
-            input: vec![info("x", f32_type)],
-            output: vec![info("y", f32_type)],
+            input: vec![value_info("x", f32_type, &["2", "S"])],
+            output: vec![value_info("y", f32_type, &["2", "S"])],
             ..Default::default()
         };
-        let proto = ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(graph),
-            ..Default::default()
-        };
-        let mut model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .unwrap()
-            .into_typed()
-            .unwrap();
+        let mut model = typed(nodes, graph);
         model.declutter().unwrap();
         model
     }

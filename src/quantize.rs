@@ -550,57 +550,8 @@ mod tests {
         quantize(&xs, scale, zero_point, &mut ys);
         assert_eq!(ys, [0, 255, 128, 130, 130, 128, 126, 131, 128]);
     }
-    use tract_onnx::pb::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
-
-    /// An ONNX value of `elem_type` (ONNX's numbering) and shape: numbers, or names for symbols.
-    fn value_info(name: &str, elem_type: i32, dims: &[&str]) -> ValueInfoProto {
-        use tract_onnx::pb::{
-            tensor_shape_proto::{dimension, Dimension},
-            type_proto, TensorShapeProto, TypeProto,
-        };
-        let dim = |d: &&str| Dimension {
-            value: Some(match d.parse::<i64>() {
-                Ok(v) => dimension::Value::DimValue(v),
-                Err(_) => dimension::Value::DimParam(d.to_string()),
-            }),
-            ..Default::default()
-        };
-        ValueInfoProto {
-            name: name.into(),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type,
-                    shape: Some(TensorShapeProto {
-                        dim: dims.iter().map(dim).collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    /// A one-node ONNX graph, as tract-onnx types it.
-    fn typed(node: NodeProto, graph: GraphProto) -> TypedModel {
-        use tract_onnx::pb::{ModelProto, OperatorSetIdProto};
-        let proto = ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(GraphProto {
-                node: vec![node],
-                ..graph
-            }),
-            ..Default::default()
-        };
-        tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .unwrap()
-            .into_typed()
-            .unwrap()
-    }
+    use crate::test_onnx::{typed, value_info};
+    use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
 
     /// One ONNX `DynamicQuantizeLinear` node of `n` values, as tract-onnx types it.
     fn stock_model(n: usize) -> TypedModel {
@@ -621,7 +572,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        typed(node, graph)
+        typed(vec![node], graph)
     }
 
     fn run(model: TypedModel, xs: &[f32]) -> (Vec<u8>, f32, u8) {
@@ -724,7 +675,7 @@ mod tests {
             output: vec![value_info("c", i32_type, &["S", &n_dim])],
             ..Default::default()
         };
-        let mut model = typed(node, graph);
+        let mut model = typed(vec![node], graph);
         model.declutter().unwrap();
         model
     }
@@ -811,12 +762,12 @@ mod tests {
             i: f32_type as i64,
             ..Default::default()
         }];
+        let nodes = vec![
+            cast,
+            node("Mul", &["c", "scale"], "m"),
+            node("Add", &["m", "bias"], "y"),
+        ];
         let graph = GraphProto {
-            node: vec![
-                cast,
-                node("Mul", &["c", "scale"], "m"),
-                node("Add", &["m", "bias"], "y"),
-            ],
             initializer: vec![TensorProto {
                 name: "bias".into(),
                 dims: vec![bias.len() as i64],
@@ -831,20 +782,7 @@ mod tests {
             output: vec![value_info("y", f32_type, &["S", &n])],
             ..Default::default()
         };
-        let proto = tract_onnx::pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![tract_onnx::pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(graph),
-            ..Default::default()
-        };
-        let mut model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .unwrap()
-            .into_typed()
-            .unwrap();
+        let mut model = typed(nodes, graph);
         model.declutter().unwrap();
         model
     }
