@@ -291,7 +291,8 @@ pub struct Config {
     pub dict_dir: Option<PathBuf>,
     /// Prompt template: a built-in name (`en`, `zh`) or the template text itself.
     pub template: String,
-    /// Threads for tract's matrix products (1: everything on the calling thread).
+    /// Threads for tract's matrix products and row-wise ops, the calling one among them (1:
+    /// everything on the calling thread).
     pub threads: usize,
     /// int8 or f32 matrix products; `Auto` picks per CPU (src/precision.rs).
     pub precision: Precision,

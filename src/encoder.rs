@@ -29,7 +29,7 @@ pub struct EncoderSpec {
     /// Longest sequence a run may have (tokens, [CLS] and [SEP] included); the memory plan is
     /// computed for it.
     pub max_seq: usize,
-    /// Threads for tract's matrix products.
+    /// Threads for tract's matrix products and row-wise ops (`thread_pool.rs`).
     pub threads: usize,
     pub precision: Precision,
     /// Layers whose attention is read; `None`: every layer.
@@ -532,10 +532,6 @@ impl Encoder {
             Some(layers) => layers.resolve(stored.layers)?,
             None => (0..stored.layers).collect(),
         };
-        let options = RunOptions {
-            executor: (spec.threads > 1).then(|| multithread::Executor::multithread(spec.threads)),
-            ..RunOptions::default()
-        };
         let seq = typed.symbols.sym(SEQ_SYMBOL);
         // What `inputs` enforces, told to tract: without it tract 0.23.9's codegen cannot prove
         // that an element-wise op over `S·1536` values is large enough for its vectorized
@@ -554,8 +550,8 @@ impl Encoder {
         // `optimize`, not `into_optimized`: the latter declutters again, a second pass over a
         // graph that no longer changes.
         typed.optimize().map_err(|e| fail(format!("{e:#}")))?;
-        let plan = TypedSimplePlan::new_with_options(typed, &options)
-            .map_err(|e| fail(format!("{e:#}")))?;
+        // No executor in the plan: each run picks its thread's pool (`run_on_threads`).
+        let plan = TypedSimplePlan::new(typed).map_err(|e| fail(format!("{e:#}")))?;
         lap_log("optimized and planned");
         let kernels = kernels_in(plan.model());
         let longest = SymbolValues::default().with(&seq, max_seq as i64);
@@ -610,9 +606,8 @@ impl Encoder {
     /// Runs the encoder on `ids` (1 to `max_seq` of them, [CLS] … [SEP]).
     pub fn run(&mut self, ids: &[u32]) -> Result<EncoderOutput<'_>> {
         let inputs = self.inputs(ids)?;
-        let mut attention = self
-            .state
-            .run(inputs)
+        let state = &mut self.state;
+        let mut attention = run_on_threads(self.facts.threads, || state.run(inputs))?
             .map_err(|e| Error::Inference(format!("{e:#}")))?
             .into_vec();
         let extra = attention.split_off(attention.len() - self.extra_outputs);
@@ -708,14 +703,16 @@ impl Encoder {
     pub fn profile(&mut self, ids: &[u32], acc: &mut Vec<OpTime>) -> Result<()> {
         let inputs = self.inputs(ids)?;
         let mut times: Vec<(String, std::time::Duration)> = Vec::new();
-        self.state
-            .run_plan_with_eval(inputs, |ctx, state, node, input| {
+        let state = &mut self.state;
+        run_on_threads(self.facts.threads, || {
+            state.run_plan_with_eval(inputs, |ctx, state, node, input| {
                 let t = std::time::Instant::now();
                 let r = tract_onnx::tract_core::plan::eval(ctx, state, node, input);
                 times.push((node.op.name().to_string(), t.elapsed()));
                 r
             })
-            .map_err(|e| Error::Inference(format!("{e:#}")))?;
+        })?
+        .map_err(|e| Error::Inference(format!("{e:#}")))?;
         for (op, d) in times {
             let us = d.as_secs_f64() * 1e6;
             match acc.iter_mut().find(|o| o.op == op) {
@@ -732,4 +729,15 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// Runs `f` (a run of the plan) with tract's products and row-wise ops spread over `threads`
+/// threads, this one among them (`thread_pool.rs`); one thread runs it inline.
+fn run_on_threads<R>(threads: usize, f: impl FnOnce() -> R) -> Result<R> {
+    Ok(
+        match crate::thread_pool::executor(threads).map_err(Error::Inference)? {
+            Some(executor) => multithread::multithread_tract_scope(executor, f),
+            None => f(),
+        },
+    )
 }

@@ -53,6 +53,8 @@ pub mod quantize;
 pub mod scores;
 #[cfg(all(test, feature = "model"))]
 mod test_onnx;
+#[cfg(feature = "model")]
+pub mod thread_pool;
 
 // The English candidate modules kept their paths from before `candidates/`.
 pub use candidates::{english as nounphrase, tagger};

@@ -72,7 +72,14 @@ impl EvalOp for NanToZero {
         // In place when this op holds the only reference (a softmax read as attention is
         // shared with the model's outputs, and is copied).
         let mut tensor = input.into_tensor();
-        nan_to_zero(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+        let n = tensor.shape().last().copied().unwrap_or(1).max(1);
+        let mut tensor_plain = tensor.try_as_plain_ram_mut()?;
+        let xs = tensor_plain.as_slice_mut::<f32>()?;
+        // Rows shared out over `--threads` as tract shares its softmax.
+        multithread::par_chunks_mut(xs, n, xs.len(), |_, xs| {
+            nan_to_zero(xs);
+            Ok(())
+        })?;
         Ok(tvec!(tensor.into_tvalue()))
     }
 }

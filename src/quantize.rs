@@ -320,14 +320,24 @@ impl EvalOp for Rescale {
             scale.len(),
             bias.len()
         );
-        let acc_plain = acc.try_as_plain_ram()?;
         let mut out = unsafe { Tensor::uninitialized_dt(f32::datum_type(), acc.shape())? };
-        rescale(
-            acc_plain.as_slice::<i32>()?,
-            scale.try_as_plain_ram()?.as_slice::<f32>()?,
-            bias.try_as_plain_ram()?.as_slice::<f32>()?,
-            out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
-        );
+        let acc_plain = acc.try_as_plain_ram()?;
+        let acc = acc_plain.as_slice::<i32>()?;
+        let scale = scale.try_as_plain_ram()?;
+        let bias = bias.try_as_plain_ram()?;
+        let (scale, bias) = (scale.as_slice::<f32>()?, bias.as_slice::<f32>()?);
+        let mut out_plain = out.try_as_plain_ram_mut()?;
+        let ys = out_plain.as_slice_mut::<f32>()?;
+        // Rows shared out over `--threads` as tract shares its own row-wise ops (inline on one
+        // thread, or below tract's size threshold).
+        let n = columns.max(1);
+        multithread::par_chunks_mut(ys, n, ys.len(), |row, ys| {
+            if ys.is_empty() {
+                return Ok(()); // no columns: nothing to scale
+            }
+            rescale(&acc[row * n..row * n + ys.len()], scale, bias, ys);
+            Ok(())
+        })?;
         Ok(tvec!(out.into_tvalue()))
     }
 }
@@ -389,12 +399,14 @@ impl EvalOp for DynamicQuantize {
         let xs = plain.as_slice::<f32>()?;
         let (scale, zero_point) = scale_and_zero_point(xs);
         let mut quantized = unsafe { Tensor::uninitialized_dt(u8::datum_type(), input.shape())? };
-        quantize(
-            xs,
-            scale,
-            zero_point,
-            quantized.try_as_plain_ram_mut()?.as_slice_mut::<u8>()?,
-        );
+        let mut quantized_plain = quantized.try_as_plain_ram_mut()?;
+        let ys = quantized_plain.as_slice_mut::<u8>()?;
+        // The range is one pass on this thread; the values, rows shared out over `--threads`.
+        let n = input.shape().last().copied().unwrap_or(1).max(1);
+        multithread::par_chunks_mut(ys, n, ys.len(), |row, ys| {
+            quantize(&xs[row * n..row * n + ys.len()], scale, zero_point, ys);
+            Ok(())
+        })?;
         Ok(tvec!(
             quantized.into_tvalue(),
             tensor0(scale).into_tvalue(),

@@ -52,10 +52,10 @@ pub struct PipelineArgs {
     #[arg(short, long, env = MODEL_ENV, value_name = "DIR")]
     pub model: Option<PathBuf>,
 
-    /// Threads for tract's matrix products (a pool of N; every other op runs on one thread).
-    /// Measure before raising it: at seq 128 a second core gave 1.33× on an AVX2-only x86, 1.09×
-    /// (f32) and 0.96× (int8, slower) on an AVX-512 one, where the products are short enough
-    /// that handing them out costs what the second core saves (BENCHMARKS.md).
+    /// Threads for tract's matrix products and its row-wise ops (N in all, this one among them;
+    /// the other ops run on one). At seq 128 a second core gave 1.29× (int8) and 1.48× (f32) on
+    /// a 2-core AVX-512 x86; short texts gain less (int8 nothing at 32 tokens). Measure with
+    /// `bench` before raising it (BENCHMARKS.md, "Threads").
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 

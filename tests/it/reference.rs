@@ -527,6 +527,42 @@ fn int8_first_layer_matches_onnxruntime() {
     assert!(d.raw_l0 <= 5e-4, "raw {}", d.raw_l0);
 }
 
+/// `--threads 2` spreads tract's products and row-wise ops (softmax, reductions, element-wise)
+/// over two threads, the calling one among them (`src/thread_pool.rs`). Each output is still
+/// computed by one thread in one order, so every layer's attention is the same bits as with one
+/// thread: on the fixture text cut at max_seq, long enough that tract does split its work.
+#[test]
+fn two_threads_give_the_same_attention_bits_as_one() {
+    let f = fixture("reference-int8.json");
+    let case = f.texts.iter().find(|c| c.name == "long").unwrap();
+    assert_eq!(case.input_ids.len(), MAX_SEQ);
+    let attention_bits = |threads| {
+        let spec = EncoderSpec {
+            precision: Precision::Int8,
+            threads,
+            ..EncoderSpec::new(MAX_SEQ)
+        };
+        let mut encoder = Encoder::load(&model_dir().join("model.onnx"), &spec).unwrap();
+        let layers = encoder.facts().layers;
+        let out = encoder.run(&case.input_ids).unwrap();
+        (0..layers)
+            .flat_map(|l| {
+                out.layer(l)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<u32>>()
+    };
+    let one = attention_bits(1);
+    assert_eq!(one.len(), 6 * 12 * MAX_SEQ * MAX_SEQ);
+    assert!(
+        one == attention_bits(2),
+        "two threads changed the attention"
+    );
+}
+
 /// int8, all layers: deeper layers drift (measured: received up to 0.54 in layer 5, where
 /// onnxruntime at two optimization levels differs from itself by 0.33), so here the check is
 /// that tract's int8 is as close to the fp32 model as onnxruntime's int8 is. Measured pooled
