@@ -17,7 +17,8 @@ thread_local! {
     /// This thread's pools, by size. rayon lets a thread be a worker of one pool only, and for
     /// good (that pool is never freed), so the first pool a thread asks for has it as worker 0
     /// and is kept; a second size on the same thread (rare: two encoders with different
-    /// `threads`) gets a pool of its own threads, the calling one waiting.
+    /// `threads`) gets a pool of its own threads, the calling one waiting. The pools end with
+    /// the thread: dropping one stops its workers (rayon keeps only its small registry).
     static POOLS: RefCell<Vec<(usize, Executor)>> = const { RefCell::new(Vec::new()) };
 }
 
