@@ -328,16 +328,9 @@ impl EvalOp for Rescale {
         let (scale, bias) = (scale.as_slice::<f32>()?, bias.as_slice::<f32>()?);
         let mut out_plain = out.try_as_plain_ram_mut()?;
         let ys = out_plain.as_slice_mut::<f32>()?;
-        // Rows shared out over `--threads` as tract shares its own row-wise ops (inline on one
-        // thread, or below tract's size threshold).
-        let n = columns.max(1);
-        multithread::par_chunks_mut(ys, n, ys.len(), |row, ys| {
-            if ys.is_empty() {
-                return Ok(()); // no columns: nothing to scale
-            }
-            rescale(&acc[row * n..row * n + ys.len()], scale, bias, ys);
-            Ok(())
-        })?;
+        if columns > 0 {
+            par_rows(acc, ys, columns, |acc, ys| rescale(acc, scale, bias, ys))?;
+        }
         Ok(tvec!(out.into_tvalue()))
     }
 }
@@ -348,6 +341,21 @@ impl TypedOp for Rescale {
     }
 
     as_op!();
+}
+
+/// `f` over matching rows of `xs` and `ys` (`n` values a row), the rows shared out over
+/// `--threads` as tract shares its own row-wise ops (inline on one thread, or below tract's size
+/// threshold).
+fn par_rows<X: Sync, Y: Send>(
+    xs: &[X],
+    ys: &mut [Y],
+    n: usize,
+    f: impl Fn(&[X], &mut [Y]) + Sync + Send,
+) -> TractResult<()> {
+    multithread::par_chunks_mut(ys, n, ys.len(), |row, ys| {
+        f(&xs[row * n..row * n + ys.len()], ys);
+        Ok(())
+    })
 }
 
 /// `ys[r, j] = acc[r, j] as f32 * scale[j] + bias[j]`, rows of `scale.len()` values.
@@ -403,10 +411,7 @@ impl EvalOp for DynamicQuantize {
         let ys = quantized_plain.as_slice_mut::<u8>()?;
         // The range is one pass on this thread; the values, rows shared out over `--threads`.
         let n = input.shape().last().copied().unwrap_or(1).max(1);
-        multithread::par_chunks_mut(ys, n, ys.len(), |row, ys| {
-            quantize(&xs[row * n..row * n + ys.len()], scale, zero_point, ys);
-            Ok(())
-        })?;
+        par_rows(xs, ys, n, |xs, ys| quantize(xs, scale, zero_point, ys))?;
         Ok(tvec!(
             quantized.into_tvalue(),
             tensor0(scale).into_tvalue(),
