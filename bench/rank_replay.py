@@ -5,8 +5,8 @@ and must give eval's own figures back (ties may order differently: f64 here, f32
 
 Usage: python3 bench/rank_replay.py PER_DOC.jsonl [PER_DOC.jsonl ...]   (standard library only)
 
-Protocol (src/eval.rs): a phrase's score is the sum of its occurrences, a single word's divided
-by its count; stronger first, ties to the earlier phrase; a single word that is a word of a
+Protocol (src/eval.rs): a phrase's score is the sum of its occurrences, a single word's half its
+sum (its occurrences counted up to 12); stronger first, ties to the earlier phrase; a single word that is a word of a
 phrase ranked above it is left out; predictions stemmed (NLTK Porter, as eval wrote them),
 de-duplicated keeping the first; macro F1 at 5, 10 and 15 against the stemmed gold."""
 
@@ -70,6 +70,15 @@ def macro(docs: list[dict], weight, final, transform=None) -> list[float]:
 
 
 def default_final(p: dict) -> float:
+    """A single word scores half its sum, its occurrences counted up to 12 (the default since
+    2026-12-06)."""
+    if not p["single"]:
+        return p["sum"]
+    return p["sum"] * (0.5 if p["n"] <= 12 else 0.5 * 12 / p["n"])
+
+
+def mean_single(p: dict) -> float:
+    """A single word scores its mean (the default before 2026-12-06)."""
     return p["sum"] / p["n"] if p["single"] else p["sum"]
 
 
@@ -112,9 +121,8 @@ VARIANTS = [
      lambda o, d: prior(o, 1000) * (2.0 if o["key"] in d["opening"] else 1.0), default_final),
     ("later occurrences of phrases not in the opening x0.3",
      lambda o, d: 1.0 if o["window"] == 0 or o["key"] in d["opening"] else 0.3, default_final),
+    ("single words averaged (the rule before 2026-12-06)", lambda o, d: prior(o, 300), mean_single),
     ("single words summed", lambda o, d: prior(o, 300), lambda p: p["sum"]),
-    ("single words summed and halved", lambda o, d: prior(o, 300),
-     lambda p: p["sum"] * (0.5 if p["single"] else 1.0)),
     ("multi-word: mean x log2(1 + occurrences)", lambda o, d: prior(o, 300),
      lambda p: p["sum"] / p["n"] * (1.0 if p["single"] else __import__("math").log2(1 + p["n"]))),
 ] + [

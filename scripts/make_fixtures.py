@@ -122,7 +122,12 @@ def keywords(text: str, ids: list[int], offsets: list[list[int]], word_ids: list
                         p["start"], p["end"] = occ[0][1], occ[-1][2]
     out = []
     for p in phrases.values():
-        score = p["score"] / p["count"] if p["words"] == 1 else p["score"]
+        # a single word scores half its sum, its occurrences counted up to 12
+        # (keywords::single_word_score)
+        if p["words"] == 1:
+            score = p["score"] * (0.5 if p["count"] <= 12 else 0.5 * 12 / p["count"])
+        else:
+            score = p["score"]
         out.append({"text": raw[p["start"]:p["end"]].decode("utf-8"), "key": p["key"], "start": p["start"],
                     "end": p["end"], "score": score})
     out.sort(key=lambda p: (-p["score"], p["start"], p["end"]))

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use crate::config::MAX_PHRASE_WORDS;
 use crate::error::{Error, Result};
-use crate::keywords::{self, push_unless_inside, Aggregation, CandidateGenerator, Keyword};
+use crate::keywords::{
+    self, push_unless_inside, single_word_score, Aggregation, CandidateGenerator, Keyword,
+};
 use crate::prompt::Template;
 use crate::ranking::{check_covered, RankBuffers};
 use crate::tokenize::{TextTokenizer, Tokens};
@@ -200,7 +202,7 @@ struct Entry {
     sum: f32,
     max: f32,
     occurrences: u32,
-    /// A single word: by default its score is its mean over occurrences, not the sum (as in
+    /// A single word: by default it scores half its sum (as in
     /// [`crate::keywords::Ranker::rank`]).
     single_word: bool,
 }
@@ -217,8 +219,11 @@ impl Entry {
 
     fn score(&self, aggregation: Aggregation) -> f32 {
         match aggregation {
+            Aggregation::SumSingleHalf if self.single_word => {
+                single_word_score(self.sum, self.occurrences)
+            }
             Aggregation::SumMultiword if self.single_word => self.sum / self.occurrences as f32,
-            Aggregation::SumMultiword | Aggregation::Sum => self.sum,
+            Aggregation::SumSingleHalf | Aggregation::SumMultiword | Aggregation::Sum => self.sum,
             Aggregation::Max => self.max,
         }
     }
@@ -255,7 +260,7 @@ impl PhraseTable {
             pending: Vec::with_capacity(window_occurrences),
             scratch: Vec::with_capacity(capacity + window_occurrences),
             dropped: 0,
-            aggregation: Aggregation::SumMultiword,
+            aggregation: Aggregation::DEFAULT,
         }
     }
 
@@ -428,6 +433,9 @@ pub struct DocumentReader {
     pub position_scale: f32,
     /// Every occurrence of the last document read, when set (eval only: it allocates).
     pub occurrences: Option<Vec<Occurrence>>,
+    /// The aggregation every document is ranked with, when set (eval's grid); else the
+    /// candidate generator's.
+    aggregation: Option<Aggregation>,
 }
 
 impl DocumentReader {
@@ -444,6 +452,7 @@ impl DocumentReader {
             rank: RankBuffers::new(max_seq, top_k),
             position_scale: POSITION_SCALE_TOKENS,
             occurrences: None,
+            aggregation: None,
         }
     }
 
@@ -475,6 +484,7 @@ impl DocumentReader {
         let mut any_text = false;
         let special = tokenizer.special_ids();
         self.table.clear();
+        self.table.aggregation = self.aggregation.unwrap_or_else(|| generator.aggregation());
         if let Some(o) = self.occurrences.as_mut() {
             o.clear();
         }
@@ -617,9 +627,10 @@ impl DocumentReader {
         }
     }
 
-    /// How a phrase's occurrences make its score ([`Aggregation::SumMultiword`] unless set).
+    /// How a phrase's occurrences make its score in every document read from now on (unless
+    /// set, the candidate generator's [`CandidateGenerator::aggregation`]).
     pub fn set_aggregation(&mut self, aggregation: Aggregation) {
-        self.table.aggregation = aggregation;
+        self.aggregation = Some(aggregation);
     }
 
     /// The keywords → the prompt, in `self.rank.prompt`.
@@ -755,12 +766,23 @@ mod tests {
                     None => kept.push((key, score, 1, start, single)),
                 }
             }
-            let score =
-                |e: &(String, f32, u32, usize, bool)| if e.4 { e.1 / e.2 as f32 } else { e.1 };
+            let score = |e: &(String, f32, u32, usize, bool)| {
+                if e.4 {
+                    single_word_score(e.1, e.2)
+                } else {
+                    e.1
+                }
+            };
             kept.sort_by(|a, b| score(b).total_cmp(&score(a)).then(a.3.cmp(&b.3)));
             kept.truncate(capacity);
         }
-        let score = |e: &(String, f32, u32, usize, bool)| if e.4 { e.1 / e.2 as f32 } else { e.1 };
+        let score = |e: &(String, f32, u32, usize, bool)| {
+            if e.4 {
+                single_word_score(e.1, e.2)
+            } else {
+                e.1
+            }
+        };
         let mut out = Vec::new();
         for e in &kept {
             if out.len() == top_k {

@@ -213,7 +213,7 @@ impl std::fmt::Display for Setting {
             self.layers,
             self.candidates.name()
         )?;
-        if self.aggregation != Aggregation::SumMultiword {
+        if self.aggregation != Aggregation::DEFAULT {
             write!(f, " (aggregation {})", self.aggregation.name())?;
         }
         Ok(())

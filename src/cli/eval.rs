@@ -75,14 +75,13 @@ fn grid_settings() -> Vec<Setting> {
                     continue;
                 }
                 for aggregation in [
+                    Aggregation::DEFAULT,
                     Aggregation::SumMultiword,
                     Aggregation::Sum,
                     Aggregation::Max,
                 ] {
                     // the other aggregations only for the layer choices that lead
-                    if aggregation != Aggregation::SumMultiword
-                        && !matches!(l, "last" | "all" | "4,5")
-                    {
+                    if aggregation != Aggregation::DEFAULT && !matches!(l, "last" | "all" | "4,5") {
                         continue;
                     }
                     out.push(Setting {
@@ -123,7 +122,7 @@ pub fn eval(args: &EvalArgs, json_out: bool) -> Result<bool, Error> {
             strategy: config.strategy,
             layers: config.layers_or_default(),
             candidates: config.candidates,
-            aggregation: Aggregation::SumMultiword,
+            aggregation: Aggregation::DEFAULT,
         }]
     };
     let need_tagger = settings

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use attnprompt::candidates::chinese::ChineseCandidates;
 use attnprompt::document::{position_prior, DocumentReader, CHUNK_BYTES, POSITION_SCALE_TOKENS};
-use attnprompt::keywords::{CandidateGenerator, StopwordNgrams};
+use attnprompt::keywords::{Aggregation, CandidateGenerator, StopwordNgrams};
 use attnprompt::tokenize::{TextTokenizer, Tokens};
 use attnprompt::{Config, Error, Pipeline};
 
@@ -103,6 +103,62 @@ fn chinese_windows_end_where_jieba_words_end() {
             "a window starts at byte {at}, inside a jieba word"
         );
     }
+}
+
+/// How a single word's occurrences combine: half their sum with the English candidates, their
+/// mean with the Chinese ones (each generator's `CandidateGenerator::aggregation`), and what
+/// `set_aggregation` (eval's grid) sets, whatever the language. A word met three times: half
+/// its sum is 1.5 times its mean.
+#[test]
+fn a_single_word_scores_half_its_sum_in_english_and_its_mean_in_chinese() {
+    fn score_of(
+        reader: &mut DocumentReader,
+        tokenizer: &mut TextTokenizer,
+        generator: &dyn CandidateGenerator,
+        text: &str,
+        word: &str,
+    ) -> f32 {
+        // Every token scores 1: one window, no position prior.
+        let read = reader
+            .read(text.as_bytes(), tokenizer, generator, 64, |ids, scores| {
+                scores.clear();
+                scores.extend(ids.iter().map(|_| 1.0));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(read.windows, 1);
+        reader.keywords(&read, 5).unwrap();
+        let kws = &reader.rank.keywords;
+        kws.iter()
+            .find(|k| k.text == word)
+            .unwrap_or_else(|| panic!("{word} not among {kws:?}"))
+            .score
+    }
+
+    let mut en =
+        TextTokenizer::load(&models().join("all-MiniLM-L6-v2-int8/tokenizer.json"), 64).unwrap();
+    let stopwords = StopwordNgrams { max_words: 4 };
+    let text = "yak. yak. yak. zebra crossing.";
+    let yak = (en.tokenize("yak").unwrap().len() - 2) as f32;
+    let mut reader = DocumentReader::new(64, 5);
+    let half = score_of(&mut reader, &mut en, &stopwords, text, "yak");
+    assert_eq!(half, 3.0 * yak * 0.5);
+    reader.set_aggregation(Aggregation::SumMultiword);
+    let mean = score_of(&mut reader, &mut en, &stopwords, text, "yak");
+    assert_eq!(mean, yak);
+
+    let mut zh = TextTokenizer::load(
+        &models().join("multilingual-e5-small-zh-en-int8/tokenizer.json"),
+        64,
+    )
+    .unwrap();
+    let jieba = ChineseCandidates::load(&models().join("jieba")).unwrap();
+    let text = "航天员。航天员。航天员。空间站的实验设备。";
+    let mut reader = DocumentReader::new(64, 5);
+    let mean = score_of(&mut reader, &mut zh, &jieba, text, "航天员");
+    reader.set_aggregation(Aggregation::SumSingleHalf);
+    let half = score_of(&mut reader, &mut zh, &jieba, text, "航天员");
+    assert!((half - 1.5 * mean).abs() < 1e-5, "half {half}, mean {mean}");
 }
 
 /// A document of several chunks through the model: keyword offsets are offsets in the
