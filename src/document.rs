@@ -202,8 +202,8 @@ struct Entry {
     sum: f32,
     max: f32,
     occurrences: u32,
-    /// A single word: by default it scores half its sum (as in
-    /// [`crate::keywords::Ranker::rank`]).
+    /// A single word: scored by its own rule ([`Aggregation`]; by default
+    /// [`keywords::single_word_score`], as in [`crate::keywords::Ranker::rank`]).
     single_word: bool,
 }
 
