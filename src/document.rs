@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use crate::config::MAX_PHRASE_WORDS;
 use crate::error::{Error, Result};
-use crate::keywords::{
-    self, push_unless_inside, single_word_score, Aggregation, CandidateGenerator, Keyword,
-};
+use crate::keywords::{self, push_unless_inside, Aggregation, CandidateGenerator, Keyword};
 use crate::prompt::Template;
 use crate::ranking::{check_covered, RankBuffers};
 use crate::tokenize::{TextTokenizer, Tokens};
@@ -218,14 +216,7 @@ impl Entry {
     }
 
     fn score(&self, aggregation: Aggregation) -> f32 {
-        match aggregation {
-            Aggregation::SumSingleHalf if self.single_word => {
-                single_word_score(self.sum, self.occurrences)
-            }
-            Aggregation::SumMultiword if self.single_word => self.sum / self.occurrences as f32,
-            Aggregation::SumSingleHalf | Aggregation::SumMultiword | Aggregation::Sum => self.sum,
-            Aggregation::Max => self.max,
-        }
+        aggregation.score(self.single_word, self.sum, self.max, self.occurrences)
     }
 }
 
@@ -642,6 +633,7 @@ impl DocumentReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keywords::single_word_score;
 
     #[test]
     fn chunks_cut_after_a_line_break_a_space_or_a_sentence_mark() {
@@ -754,6 +746,13 @@ mod tests {
     fn brute_force(windows: &[Vec<Occurrence>], capacity: usize, top_k: usize) -> Vec<Keyword> {
         // key -> (sum, occurrences, first start, single)
         let mut kept: Vec<(String, f32, u32, usize, bool)> = Vec::new();
+        let score = |e: &(String, f32, u32, usize, bool)| {
+            if e.4 {
+                single_word_score(e.1, e.2)
+            } else {
+                e.1
+            }
+        };
         for w in windows {
             for &(k, start, score, single) in w {
                 let key = key_of(k);
@@ -766,23 +765,9 @@ mod tests {
                     None => kept.push((key, score, 1, start, single)),
                 }
             }
-            let score = |e: &(String, f32, u32, usize, bool)| {
-                if e.4 {
-                    single_word_score(e.1, e.2)
-                } else {
-                    e.1
-                }
-            };
             kept.sort_by(|a, b| score(b).total_cmp(&score(a)).then(a.3.cmp(&b.3)));
             kept.truncate(capacity);
         }
-        let score = |e: &(String, f32, u32, usize, bool)| {
-            if e.4 {
-                single_word_score(e.1, e.2)
-            } else {
-                e.1
-            }
-        };
         let mut out = Vec::new();
         for e in &kept {
             if out.len() == top_k {

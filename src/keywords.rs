@@ -262,6 +262,17 @@ impl Aggregation {
     /// The ranking's default.
     pub const DEFAULT: Aggregation = Aggregation::SumSingleHalf;
 
+    /// A phrase's score from its occurrences' `sum`, best one (`max`) and count; `single_word`:
+    /// the phrase is one word. The one rule of both [`Ranker`] and the document's phrase table.
+    pub fn score(self, single_word: bool, sum: f32, max: f32, occurrences: u32) -> f32 {
+        match self {
+            Aggregation::SumSingleHalf if single_word => single_word_score(sum, occurrences),
+            Aggregation::SumMultiword if single_word => sum / occurrences as f32,
+            Aggregation::SumSingleHalf | Aggregation::SumMultiword | Aggregation::Sum => sum,
+            Aggregation::Max => max,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Aggregation::SumSingleHalf => "sum-single-half",
@@ -348,12 +359,7 @@ impl Ranker {
                 occurrences += 1;
                 j += 1;
             }
-            let score = match aggregation {
-                Aggregation::SumSingleHalf if first.len == 1 => single_word_score(sum, occurrences),
-                Aggregation::SumMultiword if first.len == 1 => sum / occurrences as f32,
-                Aggregation::SumSingleHalf | Aggregation::SumMultiword | Aggregation::Sum => sum,
-                Aggregation::Max => max,
-            };
+            let score = aggregation.score(first.len == 1, sum, max, occurrences);
             self.phrases.push(Phrase {
                 start: words[first.first].start,
                 end: words[first.first + first.len - 1].end,
