@@ -42,8 +42,7 @@ def main():
     args = ap.parse_args()
 
     with open(args.dataset, encoding="utf-8") as f:
-        paper = next(json.loads(line) for line in f
-                     if json.loads(line)["file_name"].startswith(PAPER))
+        paper = next(d for d in map(json.loads, f) if d["file_name"].startswith(PAPER))
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(" ".join(paper["text"].split("\n")) + "\n")
         text_file = f.name

@@ -108,6 +108,26 @@ def with_subphrases(docs: list[dict], share: float, suffixes_only: bool) -> list
     return out
 
 
+def single_rule(rule):
+    """A final score whose single words score `rule(mean, occurrences)`, phrases their sum."""
+    return lambda p: rule(p["sum"] / p["n"], p["n"]) if p["single"] else p["sum"]
+
+
+def words(o: dict) -> int:
+    return len(o["surface"].split())
+
+
+def with_first_position(docs: list[dict]) -> list[dict]:
+    """Each occurrence also carries the tokens before its phrase's first occurrence."""
+    out = []
+    for d in docs:
+        first: dict[str, int] = {}
+        for o in d["occ"]:
+            first[o["key"]] = min(first.get(o["key"], o["tokens_before"]), o["tokens_before"])
+        out.append(dict(d, occ=[dict(o, first=first[o["key"]]) for o in d["occ"]]))
+    return out
+
+
 VARIANTS = [
     ("the defaults (position prior 300)", lambda o, d: prior(o, 300), default_final),
     ("opening phrases keep later occurrences undecayed",
@@ -130,6 +150,28 @@ VARIANTS = [
      lambda o, d: prior(o, 300), default_final,
      lambda docs, share=share, suffixes=suffixes: with_subphrases(docs, share, suffixes))
     for share in (1.0, 0.5, 0.25) for suffixes in (False, True)
+] + [
+    # 2026-12-06: how many of a single word's occurrences count (the default: 12), and a
+    # saturating count instead (EVALUATION.md, "Single words: half their sum").
+    (f"single words: half their sum, {f'counted up to {cap}' if cap else 'uncapped'}",
+     lambda o, d: prior(o, 300), single_rule(lambda m, n, cap=cap: 0.5 * m * min(n, cap or n)))
+    for cap in (4, 6, 8, 16, None)
+] + [
+    (f"single words: half their mean x n (k + 1) / (n + k), k = {k}", lambda o, d: prior(o, 300),
+     single_rule(lambda m, n, k=k: 0.5 * m * n * (k + 1) / (n + k)))
+    for k in (2, 4, 8, 16)
+] + [
+    # Tried on the rule before 2026-12-06 (single words averaged), not kept.
+    ("old rule; phrases of 2-3 words x1.3",
+     lambda o, d: prior(o, 300) * (1.3 if words(o) in (2, 3) else 1.0), mean_single),
+    ("old rule; phrases of 4 or more words x0.7",
+     lambda o, d: prior(o, 300) * (0.7 if words(o) >= 4 else 1.0), mean_single),
+    ("uncapped half sums; phrases of 4 or more words x0.7",
+     lambda o, d: prior(o, 300) * (0.7 if words(o) >= 4 else 1.0), single_rule(lambda m, n: 0.5 * m * n)),
+    ("old rule; the prior of the first occurrence only",
+     lambda o, d: 1.0 / (1.0 + o["first"] / 300), mean_single, with_first_position),
+    ("old rule; the prior's square root", lambda o, d: prior(o, 300) ** 0.5, mean_single),
+    ("old rule; the prior squared", lambda o, d: prior(o, 300) ** 2, mean_single),
 ]
 
 
