@@ -11,7 +11,17 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use tract_linalg::multithread::Executor;
+use tract_linalg::multithread::{self, Executor};
+
+/// The fewest output panels (tiles of the kernel's rows × columns) a product needs before tract
+/// splits it between threads; tract's default is 64. A product over attention heads runs one head
+/// after another, each split or not by this count, and attention × values of one head (32 rows:
+/// one 64-row panel of the AVX-512 f32 kernel, S / 3 column panels) has 43 panels at 128 tokens:
+/// at 64 it ran whole on one thread, 9% of the int8 time with the second thread idle. At 32 it is
+/// split from 96 tokens up (2 threads, 128 tokens: 3-4% faster; at 16, 32-token texts lost 4%:
+/// BENCHMARKS.md, "Threads"). tract keeps this count per process, so it is set for every run
+/// with a pool, and a one-thread run does not read it.
+const PANEL_THRESHOLD: usize = 32;
 
 thread_local! {
     /// This thread's pools, by size. rayon lets a thread be a worker of one pool only, and for
@@ -49,6 +59,7 @@ pub fn executor(threads: usize) -> Result<Option<Executor>, String> {
                 .build()
                 .map_err(|e| format!("could not start a pool of {threads} threads: {e}"))?,
         };
+        multithread::set_threading_panel_threshold(PANEL_THRESHOLD);
         let executor = Executor::MultiThread(Arc::new(pool));
         pools.push((threads, executor.clone()));
         Ok(Some(executor))
@@ -79,6 +90,11 @@ mod tests {
         std::thread::spawn(|| {
             let first = pool(&executor(2).unwrap().unwrap());
             assert_eq!(first.current_num_threads(), 2);
+            // A run with a pool splits products from PANEL_THRESHOLD panels, not tract's 64.
+            assert_eq!(
+                multithread::current_threading_panel_threshold(),
+                PANEL_THRESHOLD
+            );
             let caller = std::thread::current().id();
             let (index, thread) =
                 first.install(|| (rayon::current_thread_index(), std::thread::current().id()));
