@@ -18,9 +18,9 @@ use tract_linalg::multithread::{self, Executor};
 /// after another, each split or not by this count, and attention × values of one head (32 rows:
 /// one 64-row panel of the AVX-512 f32 kernel, S / 3 column panels) has 43 panels at 128 tokens:
 /// at 64 it ran whole on one thread, 9% of the int8 time with the second thread idle. At 32 it is
-/// split from 96 tokens up (2 threads, 128 tokens: 3-4% faster; at 16, 32-token texts lost 4%:
-/// BENCHMARKS.md, "Threads"). tract keeps this count per process, so it is set for every run
-/// with a pool, and a one-thread run does not read it.
+/// split from 94 tokens up (2 threads, 128 tokens: 3% faster; at 16, 32-token texts lost 4%:
+/// BENCHMARKS.md, "Threads: products split from 32 panels"). tract keeps this count per
+/// process, so it is set for every run with a pool, and a one-thread run does not read it.
 const PANEL_THRESHOLD: usize = 32;
 
 thread_local! {
