@@ -47,7 +47,7 @@ pub struct EncoderSpec {
     /// Token ids the tokenizer can produce: the model's embedding table must have a row for
     /// each, checked before tract parses the model. `None`: not checked.
     pub vocab_size: Option<usize>,
-    /// Directory of the model cache (`model_cache.rs`): the f32 form, decluttered, read from
+    /// Directory of the model cache (`model_cache.rs`): the form chosen, decluttered, read from
     /// there when it was kept, kept there otherwise. `None`: no cache.
     pub cache_dir: Option<PathBuf>,
 }
@@ -247,6 +247,18 @@ impl Encoder {
             }
             let choice = precision::choose(spec.precision, stored.int8_ops > 0)?;
             log::info!("precision {}: {}", choice.precision, choice.reason);
+            let mut model = model;
+            if choice.is_int8() {
+                // tract-nnef reads the graph back with a cast before each binary op's inputs
+                // (f32 to f32) and the f32 products as prefix matmuls between axis moves;
+                // decluttering takes them out again, so `quantize::fuse_rescales` finds each
+                // int8 product's rescale as in the ONNX load (the f32 form has no such rewrite).
+                model.declutter().map_err(|e| Error::ModelLoad {
+                    path: path.to_path_buf(),
+                    reason: format!("{e:#}"),
+                })?;
+                lap_log("decluttered again");
+            }
             let loaded = Decluttered {
                 model,
                 stored,
@@ -493,7 +505,7 @@ impl Encoder {
             extra_outputs,
             embedding_rows,
         };
-        if let Some(cache) = cache.as_ref().filter(|_| !choice.is_int8()) {
+        if let Some(cache) = cache.as_ref() {
             cache.write(&typed, &stored);
             lap_log("model cache written");
         }

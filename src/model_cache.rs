@@ -1,19 +1,21 @@
-//! The model cache: a model's f32 form as tract has decluttered it, kept as NNEF so that the
-//! next load skips what costs most of a cold start (decoding the protobuf, dequantizing the
-//! weights, building, typing and decluttering the graph: BENCHMARKS.md, "Cold start"). Only
-//! tract's `optimize` is left, which depends on the CPU and so is never cached.
+//! The model cache: a model's graph in the form chosen (f32 or int8) as tract has decluttered
+//! it, kept as NNEF so that the next load skips what costs most of a cold start (decoding the
+//! protobuf, dequantizing the weights, building, typing and decluttering the graph:
+//! BENCHMARKS.md, "Cold start"). Only tract's `optimize` is left, which depends on the CPU and
+//! so is never cached; an int8 graph is decluttered once more when read (`encoder.rs`).
 //!
 //! One file per model file and setting, named `<model dir>-<path hash>-<key hash>.nnef.tar`.
 //! The key holds this crate's and tract's versions, the model file's path, size and
 //! modification time, and the settings that shape the graph (the layers read, the model's own
-//! outputs kept); it is stored in the file too and checked on read. A new key for the same
-//! model file replaces the old file. A file that does not read, or whose key differs, is
+//! outputs kept, the form); it is stored in the file too and checked on read. A new key for the
+//! same model file replaces the old file. A file that does not read, or whose key differs, is
 //! ignored with a warning and replaced: the cache is never needed for a right answer, and a
 //! failure to write it only costs the next start its speed.
 //!
-//! The int8 form is not cached: tract 0.23.9 cannot write `DynamicQuantizeLinear` to NNEF.
-//! Neither is a load under a memory budget (its plan bounds the ONNX load, which is what it
-//! measured) nor an embedded model (`files.rs`).
+//! The int8 form's own ops have serializers here: this crate's quantizing op, and its int8
+//! products written whole as tract's `tract_core_einsum_q` (`WholeInt8Product`). Not cached:
+//! a load under a memory budget (its plan bounds the ONNX load, which is what it measured) or an
+//! embedded model (`files.rs`).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -22,12 +24,14 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use tract_nnef::internal::*;
-use tract_nnef::ser::{invocation, numeric};
+use tract_nnef::ser::{datum_type, invocation, numeric, string};
+use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 use tract_onnx::WithOnnx;
 
 use crate::encoder::{EncoderSpec, StoredFacts};
-use crate::precision::{self, Precision};
+use crate::precision;
+use crate::quantize::DynamicQuantize;
 
 /// The environment variable that sets the cache directory (`off`: no cache).
 pub const CACHE_ENV: &str = "ATTNPROMPT_MODEL_CACHE";
@@ -72,20 +76,15 @@ const ATTENTION_NODE: &str = "attnprompt.attention_node.";
 
 impl Entry {
     /// The cache file for loading `model` with `spec`, or `None` when this load is not cached:
-    /// no cache directory, a memory budget, an embedded model, a form other than f32, or a
-    /// model file that cannot be looked at.
+    /// no cache directory, a memory budget, a precision forced by the budget, an embedded model,
+    /// or a model file that cannot be looked at.
     pub fn for_load(model: &Path, spec: &EncoderSpec, embedded: bool) -> Option<Entry> {
         let dir = spec.cache_dir.as_ref()?;
         if spec.load_budget.is_some() || spec.precision_reason.is_some() || embedded {
             return None;
         }
-        // Only when the f32 form is chosen whatever the file holds (`choose` needs the
-        // protobuf to know whether it holds int8 weights).
-        if spec.precision == Precision::Int8
-            || precision::choose(spec.precision, true).ok()?.is_int8()
-        {
-            return None;
-        }
+        // The form the graph takes if the file holds int8 weights (an f32 file is f32 anyway).
+        let form = precision::choose(spec.precision, true).ok()?.precision;
         let path = std::fs::canonicalize(model).ok()?;
         let meta = std::fs::metadata(&path).ok()?;
         let modified = meta
@@ -96,14 +95,15 @@ impl Entry {
             .as_nanos();
         let key = format!(
             "attnprompt {} tract {} | {} | {} bytes | modified {} ns | layers {:?} | model \
-             outputs {}",
+             outputs {} | form {:?}",
             env!("CARGO_PKG_VERSION"),
             env!("ATTNPROMPT_TRACT_VERSION"),
             path.display(),
             meta.len(),
             modified,
             spec.layers,
-            spec.keep_model_outputs
+            spec.keep_model_outputs,
+            form
         );
         let name: String = path
             .parent()
@@ -224,6 +224,7 @@ impl Entry {
         let dir = self.file.parent().context("no directory")?;
         std::fs::create_dir_all(dir)?;
         let mut model = model.clone();
+        keep_int8_products_whole(&mut model);
         let props = &mut model.properties;
         props.insert(KEY.into(), rctensor0(self.key.clone()));
         let n = [
@@ -293,13 +294,25 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// tract's NNEF with the ONNX extensions, and the one op of our f32 graphs it has no
-/// serializer for: the dequantization of an int8 embedding table's rows (the table stays int8
-/// in the f32 form, a quarter of the memory), kept as the same op so the graph computes exactly
-/// what the ONNX load gives.
+/// tract's NNEF with the ONNX extensions, and the ops of our graphs it has no serializer for,
+/// each kept as the same op so the graph computes exactly what the ONNX load gives: the
+/// dequantization of an int8 embedding table's rows (the table stays int8 in the f32 form, a
+/// quarter of the memory), this crate's quantizing op, and the int8 products whole.
 fn nnef() -> tract_nnef::framework::Nnef {
     let mut registry = Registry::new("attnprompt");
     registry.register_dumper(dump_dequantize);
+    registry.register_dumper(dump_int8_product);
+    registry.register_dumper(dump_quantize);
+    registry.register_primitive(
+        "attnprompt_dynamic_quantize",
+        &[TypeName::Scalar.tensor().named("input")],
+        &[
+            ("output", TypeName::Integer.tensor()),
+            ("scale", TypeName::Scalar.tensor()),
+            ("zero_point", TypeName::Integer.tensor()),
+        ],
+        load_quantize,
+    );
     registry.register_primitive(
         "attnprompt_dequantize_linear_f32",
         &[
@@ -343,6 +356,107 @@ fn load_dequantize(
         },
         &[input],
     )
+}
+
+/// An int8 product (`EinSum` with quantization parameters) as the NNEF writer must see it to
+/// keep it whole: the writer first rewrites every `EinSum` into tract's prefix matmul, which
+/// spells a quantized one out as casts and plain ops; read back, that graph is not the one
+/// `quantize::simplify_int8_products` and `fuse_rescales` rewrite. Written as tract's own
+/// `tract_core_einsum_q`, it reads back as the same `EinSum`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct WholeInt8Product(EinSum);
+
+impl Op for WholeInt8Product {
+    fn name(&self) -> StaticName {
+        "WholeInt8Product".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for WholeInt8Product {
+    op_out_of_plan!();
+
+    fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        self.0.eval(ctx, inputs)
+    }
+}
+
+impl TypedOp for WholeInt8Product {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        self.0.output_facts(inputs)
+    }
+
+    as_op!();
+}
+
+fn keep_int8_products_whole(model: &mut TypedModel) {
+    for id in 0..model.nodes().len() {
+        let whole = model
+            .node(id)
+            .op_as::<EinSum>()
+            .filter(|op| op.q_params.is_some())
+            .map(|op| WholeInt8Product(op.clone()));
+        if let Some(whole) = whole {
+            model.node_mut(id).op = Box::new(whole);
+        }
+    }
+}
+
+fn dump_int8_product(
+    ast: &mut IntoAst,
+    node: &TypedNode,
+    op: &WholeInt8Product,
+) -> TractResult<Option<Arc<RValue>>> {
+    let EinSum {
+        axes,
+        operating_dt,
+        q_params,
+    } = &op.0;
+    let output = q_params.context("an int8 product without quantization parameters")?;
+    let inputs: Vec<RValue> = node
+        .inputs
+        .iter()
+        .map(|i| (*ast.mapping[i]).clone())
+        .collect();
+    ensure!(
+        inputs.len() == 9,
+        "an int8 product with {} inputs",
+        inputs.len()
+    );
+    let named = ["bias", "a0", "a_scale", "b0", "b_scale", "c0", "c_scale"];
+    let mut attributes = vec![
+        ("expr", string(axes.to_string())),
+        ("acc", datum_type(*operating_dt)),
+        ("output", datum_type(output)),
+    ];
+    attributes.extend(named.into_iter().zip(inputs[2..].iter().cloned()));
+    Ok(Some(invocation(
+        "tract_core_einsum_q",
+        &[Arc::new(RValue::Array(inputs[..2].to_vec()))],
+        &attributes,
+    )))
+}
+
+fn dump_quantize(
+    ast: &mut IntoAst,
+    node: &TypedNode,
+    _op: &DynamicQuantize,
+) -> TractResult<Option<Arc<RValue>>> {
+    let input = ast.mapping[&node.inputs[0]].clone();
+    Ok(Some(invocation(
+        "attnprompt_dynamic_quantize",
+        &[input],
+        &[],
+    )))
+}
+
+fn load_quantize(
+    builder: &mut ModelBuilder,
+    invocation: &ResolvedInvocation,
+) -> TractResult<Value> {
+    let input = invocation.named_arg_as(builder, "input")?;
+    builder.wire(DynamicQuantize, &[input])
 }
 
 #[cfg(test)]

@@ -80,10 +80,10 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_SEQ, value_name = "TOKENS")]
     pub max_seq: usize,
 
-    /// Directory of the model cache, or `off`. On its first load a model's f32 form, as tract
-    /// has simplified it, is kept there as NNEF (47 MiB for the shipped model); later starts
-    /// read it and skip decoding the ONNX file and most of tract's graph passes. Not used for
-    /// the int8 form, under --memory-budget or for an embedded model
+    /// Directory of the model cache, or `off`. On its first load a model's form (f32 or int8),
+    /// as tract has simplified it, is kept there as NNEF (47 MiB in f32, 20.5 MiB in int8 for
+    /// the shipped model); later starts read it and skip decoding the ONNX file and most of
+    /// tract's graph passes. Not used under --memory-budget or for an embedded model
     /// [default: $XDG_CACHE_HOME/attnprompt, else ~/.cache/attnprompt]
     #[arg(long, env = CACHE_ENV, value_name = "DIR|off")]
     pub model_cache: Option<PathBuf>,
