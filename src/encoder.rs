@@ -247,18 +247,6 @@ impl Encoder {
             }
             let choice = precision::choose(spec.precision, stored.int8_ops > 0)?;
             log::info!("precision {}: {}", choice.precision, choice.reason);
-            let mut model = model;
-            if choice.is_int8() {
-                // tract-nnef reads the graph back with a cast before each binary op's inputs
-                // (f32 to f32) and the f32 products as prefix matmuls between axis moves;
-                // decluttering takes them out again, so `quantize::fuse_rescales` finds each
-                // int8 product's rescale as in the ONNX load (the f32 form has no such rewrite).
-                model.declutter().map_err(|e| Error::ModelLoad {
-                    path: path.to_path_buf(),
-                    reason: format!("{e:#}"),
-                })?;
-                lap_log("decluttered again");
-            }
             let loaded = Decluttered {
                 model,
                 stored,

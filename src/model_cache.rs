@@ -2,7 +2,7 @@
 //! it, kept as NNEF so that the next load skips what costs most of a cold start (decoding the
 //! protobuf, dequantizing the weights, building, typing and decluttering the graph:
 //! BENCHMARKS.md, "Cold start"). Only tract's `optimize` is left, which depends on the CPU and
-//! so is never cached; an int8 graph is decluttered once more when read (`encoder.rs`).
+//! so is never cached; an int8 graph is decluttered once more when read.
 //!
 //! One file per model file and setting, named `<model dir>-<path hash>-<key hash>.nnef.tar`.
 //! The key holds this crate's and tract's versions, the model file's path, size and
@@ -158,7 +158,7 @@ impl Entry {
 
     fn read_from(&self, file: File) -> TractResult<(TypedModel, StoredFacts)> {
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        let model = nnef().model_for_read(&mut reader)?;
+        let mut model = nnef().model_for_read(&mut reader)?;
         let prop = |name: &str| {
             model
                 .properties
@@ -202,6 +202,19 @@ impl Entry {
             embedding_rows: usize::try_from(n[8]).ok(),
             attention_nodes,
         };
+        if has_int8_products(&model) {
+            // tract-nnef's loader puts a cast before each binary op's inputs (f32 to f32) and
+            // reads the f32 products back as prefix matmuls between axis moves; decluttering
+            // takes them out, so `quantize::fuse_rescales` finds each int8 product's rescale as
+            // in the ONNX load. (The f32 form's graph needs no rewrite of ours, so it is spared
+            // the pass: about 50 ms of a start.)
+            let started = std::time::Instant::now();
+            model.declutter()?;
+            log::debug!(
+                "load: the int8 graph read decluttered again {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
         Ok((model, facts))
     }
 
@@ -390,19 +403,26 @@ impl TypedOp for WholeInt8Product {
     as_op!();
 }
 
+fn is_int8_product(node: &TypedNode) -> bool {
+    node.op_as::<EinSum>()
+        .is_some_and(|op| op.q_params.is_some())
+}
+
+fn has_int8_products(model: &TypedModel) -> bool {
+    model.nodes().iter().any(is_int8_product)
+}
+
 fn keep_int8_products_whole(model: &mut TypedModel) {
     for id in 0..model.nodes().len() {
-        let whole = model
-            .node(id)
-            .op_as::<EinSum>()
-            .filter(|op| op.q_params.is_some())
-            .map(|op| WholeInt8Product(op.clone()));
-        if let Some(whole) = whole {
-            model.node_mut(id).op = Box::new(whole);
+        if is_int8_product(model.node(id)) {
+            let op = model.node(id).op_as::<EinSum>().unwrap().clone();
+            model.node_mut(id).op = Box::new(WholeInt8Product(op));
         }
     }
 }
 
+/// The layout of tract-nnef's own serializer for a quantized `EinSum` (`ser_einsum_q`, not
+/// public), which its loader `de_einsum_q` reads back.
 fn dump_int8_product(
     ast: &mut IntoAst,
     node: &TypedNode,
