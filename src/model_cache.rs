@@ -2,7 +2,7 @@
 //! it, kept as NNEF so that the next load skips what costs most of a cold start (decoding the
 //! protobuf, dequantizing the weights, building, typing and decluttering the graph:
 //! BENCHMARKS.md, "Cold start"). Only tract's `optimize` is left, which depends on the CPU and
-//! so is never cached; an int8 graph is decluttered once more when read.
+//! so is never cached; from a graph read back, the identity casts tract-nnef adds are taken out.
 //!
 //! One file per model file and setting, named `<model dir>-<path hash>-<key hash>.nnef.tar`.
 //! The key holds this crate's and tract's versions, the model file's path, size and
@@ -12,8 +12,8 @@
 //! ignored with a warning and replaced: the cache is never needed for a right answer, and a
 //! failure to write it only costs the next start its speed.
 //!
-//! The int8 form's own ops have serializers here: this crate's quantizing op, and its int8
-//! products written whole as tract's `tract_core_einsum_q` (`WholeInt8Product`). Not cached:
+//! The int8 form's own ops have serializers here: this crate's quantizing op, and every product
+//! written whole as tract's `tract_core_einsum` / `tract_core_einsum_q` (`WholeProduct`). Not cached:
 //! a load under a memory budget (its plan bounds the ONNX load, which is what it measured) or an
 //! embedded model (`files.rs`).
 
@@ -202,19 +202,15 @@ impl Entry {
             embedding_rows: usize::try_from(n[8]).ok(),
             attention_nodes,
         };
-        if has_int8_products(&model) {
-            // tract-nnef's loader puts a cast before each binary op's inputs (f32 to f32) and
-            // reads the f32 products back as prefix matmuls between axis moves; decluttering
-            // takes them out, so `quantize::fuse_rescales` finds each int8 product's rescale as
-            // in the ONNX load. (The f32 form's graph needs no rewrite of ours, so it is spared
-            // the pass: about 50 ms of a start.)
-            let started = std::time::Instant::now();
-            model.declutter()?;
-            log::debug!(
-                "load: the int8 graph read decluttered again {:.1} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            );
-        }
+        // tract-nnef's loader puts a cast before each binary op's inputs, f32 to f32; between an
+        // int8 product and its scale these hide the rescale from `quantize::fuse_rescales`.
+        // Only they are taken out (under 1 ms; a whole declutter took 38-50 ms of a start).
+        let started = std::time::Instant::now();
+        let dropped = drop_identity_casts(&mut model)?;
+        log::debug!(
+            "load: {dropped} identity casts taken out of the graph read in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         Ok((model, facts))
     }
 
@@ -237,7 +233,7 @@ impl Entry {
         let dir = self.file.parent().context("no directory")?;
         std::fs::create_dir_all(dir)?;
         let mut model = model.clone();
-        keep_int8_products_whole(&mut model);
+        keep_products_whole(&mut model);
         let props = &mut model.properties;
         props.insert(KEY.into(), rctensor0(self.key.clone()));
         let n = [
@@ -314,7 +310,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn nnef() -> tract_nnef::framework::Nnef {
     let mut registry = Registry::new("attnprompt");
     registry.register_dumper(dump_dequantize);
-    registry.register_dumper(dump_int8_product);
+    registry.register_dumper(dump_product);
     registry.register_dumper(dump_quantize);
     registry.register_primitive(
         "attnprompt_dynamic_quantize",
@@ -371,23 +367,24 @@ fn load_dequantize(
     )
 }
 
-/// An int8 product (`EinSum` with quantization parameters) as the NNEF writer must see it to
-/// keep it whole: the writer first rewrites every `EinSum` into tract's prefix matmul, which
-/// spells a quantized one out as casts and plain ops; read back, that graph is not the one
-/// `quantize::simplify_int8_products` and `fuse_rescales` rewrite. Written as tract's own
-/// `tract_core_einsum_q`, it reads back as the same `EinSum`.
+/// A product (`EinSum`) as the NNEF writer must see it to keep it whole: the writer first
+/// rewrites every `EinSum` into tract's prefix matmul, which spells an int8 one out as casts and
+/// plain ops (read back, not the graph `quantize::simplify_int8_products` and `fuse_rescales`
+/// rewrite) and puts axis moves around an f32 one (read back into the int8 form's graph, 22
+/// `MoveAxis` nodes that only a whole declutter, 40-50 ms of a start, took out again). Written
+/// as tract's own `tract_core_einsum(_q)`, it reads back as the same `EinSum`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
-struct WholeInt8Product(EinSum);
+struct WholeProduct(EinSum);
 
-impl Op for WholeInt8Product {
+impl Op for WholeProduct {
     fn name(&self) -> StaticName {
-        "WholeInt8Product".into()
+        "WholeProduct".into()
     }
 
     op_as_typed_op!();
 }
 
-impl EvalOp for WholeInt8Product {
+impl EvalOp for WholeProduct {
     op_out_of_plan!();
 
     fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
@@ -395,7 +392,7 @@ impl EvalOp for WholeInt8Product {
     }
 }
 
-impl TypedOp for WholeInt8Product {
+impl TypedOp for WholeProduct {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         self.0.output_facts(inputs)
     }
@@ -403,42 +400,62 @@ impl TypedOp for WholeInt8Product {
     as_op!();
 }
 
-fn is_int8_product(node: &TypedNode) -> bool {
-    node.op_as::<EinSum>()
-        .is_some_and(|op| op.q_params.is_some())
-}
-
-fn has_int8_products(model: &TypedModel) -> bool {
-    model.nodes().iter().any(is_int8_product)
-}
-
-fn keep_int8_products_whole(model: &mut TypedModel) {
+/// Shunts every cast to the type its input already has (what tract's declutter does with one,
+/// without the rest of the pass); returns how many.
+fn drop_identity_casts(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::cast::Cast;
+    let mut dropped = 0;
     for id in 0..model.nodes().len() {
-        if is_int8_product(model.node(id)) {
-            let op = model.node(id).op_as::<EinSum>().unwrap().clone();
-            model.node_mut(id).op = Box::new(WholeInt8Product(op));
+        let node = model.node(id);
+        let Some(cast) = node.op_as::<Cast>() else {
+            continue;
+        };
+        if model.outlet_fact(node.inputs[0])?.datum_type != cast.to {
+            continue;
+        }
+        if let Some(patch) = TypedModelPatch::shunt_one_op(model, node)? {
+            patch.apply(model)?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
+fn keep_products_whole(model: &mut TypedModel) {
+    for id in 0..model.nodes().len() {
+        if let Some(op) = model.node(id).op_as::<EinSum>() {
+            let op = op.clone();
+            model.node_mut(id).op = Box::new(WholeProduct(op));
         }
     }
 }
 
-/// The layout of tract-nnef's own serializer for a quantized `EinSum` (`ser_einsum_q`, not
-/// public), which its loader `de_einsum_q` reads back.
-fn dump_int8_product(
+fn dump_product(
     ast: &mut IntoAst,
     node: &TypedNode,
-    op: &WholeInt8Product,
+    op: &WholeProduct,
 ) -> TractResult<Option<Arc<RValue>>> {
     let EinSum {
         axes,
         operating_dt,
         q_params,
     } = &op.0;
-    let output = q_params.context("an int8 product without quantization parameters")?;
     let inputs: Vec<RValue> = node
         .inputs
         .iter()
         .map(|i| (*ast.mapping[i]).clone())
         .collect();
+    let Some(output) = q_params else {
+        return Ok(Some(invocation(
+            "tract_core_einsum",
+            &[Arc::new(RValue::Array(inputs))],
+            &[
+                ("expr", string(axes.to_string())),
+                ("acc", datum_type(*operating_dt)),
+                ("output", string("")),
+            ],
+        )));
+    };
     ensure!(
         inputs.len() == 9,
         "an int8 product with {} inputs",
@@ -448,7 +465,7 @@ fn dump_int8_product(
     let mut attributes = vec![
         ("expr", string(axes.to_string())),
         ("acc", datum_type(*operating_dt)),
-        ("output", datum_type(output)),
+        ("output", datum_type(*output)),
     ];
     attributes.extend(named.into_iter().zip(inputs[2..].iter().cloned()));
     Ok(Some(invocation(

@@ -71,8 +71,8 @@ fn a_load_from_the_cache_computes_what_the_onnx_load_computes() {
     load_twice_and_compare("same", Precision::F32);
 }
 
-/// The int8 form's graph goes through the cache with its int8 products whole, and is
-/// decluttered again when read, so this crate's rewrites (`quantize.rs`) find it as they find
+/// The int8 form's graph goes through the cache with its int8 products whole, and the identity
+/// casts tract-nnef's loader adds are taken out when it is read, so this crate's rewrites (`quantize.rs`) find it as they find
 /// the ONNX load's.
 #[test]
 fn an_int8_load_from_the_cache_computes_what_the_onnx_load_computes() {
@@ -142,8 +142,8 @@ fn load_twice_and_compare(test: &str, precision: Precision) {
 
     // The same ops of this crate and the same number of products: a graph that computes the
     // same values on a slower path (an int8 product's rescale as tract's cast, multiply and add
-    // instead of this crate's one op, as tract-nnef's graph gives before it is decluttered
-    // again) is not the same load. (The node counts differ: tract-nnef merges equal constants.)
+    // instead of this crate's one op, as tract-nnef's graph gives with its identity casts
+    // in) is not the same load. (The node counts differ: tract-nnef merges equal constants.)
     assert_eq!(
         ops_that_matter(&mut from_onnx),
         ops_that_matter(&mut from_cache)
