@@ -12,8 +12,8 @@
 //! ignored with a warning and replaced: the cache is never needed for a right answer, and a
 //! failure to write it only costs the next start its speed.
 //!
-//! The int8 form's own ops have serializers here: this crate's quantizing op, and every product
-//! written whole as tract's `tract_core_einsum` / `tract_core_einsum_q` (`WholeProduct`). Not cached:
+//! Serializers here: this crate's quantizing op (the int8 form), and every product written whole
+//! as tract's `tract_core_einsum` / `tract_core_einsum_q` (`WholeProduct`). Not cached:
 //! a load under a memory budget (its plan bounds the ONNX load, which is what it measured) or an
 //! embedded model (`files.rs`).
 
@@ -430,6 +430,8 @@ fn keep_products_whole(model: &mut TypedModel) {
     }
 }
 
+/// The layouts of tract-nnef's own serializers for an `EinSum` (`ser_einsum` and
+/// `ser_einsum_q`, not public), which its loaders `de_einsum` and `de_einsum_q` read back.
 fn dump_product(
     ast: &mut IntoAst,
     node: &TypedNode,
