@@ -4,11 +4,14 @@
 //! BENCHMARKS.md, "Cold start"). Only tract's `optimize` is left, which depends on the CPU and
 //! so is never cached; from a graph read back, the identity casts tract-nnef adds are taken out.
 //!
-//! One file per model file and setting, named `<model dir>-<path hash>-<key hash>.nnef.tar`.
-//! The key holds this crate's and tract's versions, the model file's path, size and
-//! modification time, and the settings that shape the graph (the layers read, the model's own
-//! outputs kept, the form); it is stored in the file too and checked on read. A new key for the
-//! same model file replaces the old file. A file that does not read, or whose key differs, is
+//! One file per model file, form and setting, named
+//! `<model dir>-<path hash>-<form>-<key hash>.nnef.tar`. The key holds this crate's and tract's
+//! versions, the model file's path, size and modification time, and the settings that shape the
+//! graph (the layers read, the model's own outputs kept, the form); it is stored in the file too
+//! and checked on read. A new key for the same model file and form replaces the old file; the
+//! two forms are kept side by side, so loads that alternate them (`bench --compare`, or one cache
+//! directory shared by an AVX2 machine and a VNNI one) do not rewrite each other's file on every
+//! start. A file that does not read, or whose key differs, is
 //! ignored with a warning and replaced: the cache is never needed for a right answer, and a
 //! failure to write it only costs the next start its speed.
 //!
@@ -49,13 +52,18 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|dir| dir.join("attnprompt"))
 }
 
-/// The cache file for one model file and setting.
+/// The cache file for one model file, form and setting.
 pub struct Entry {
     file: PathBuf,
-    /// Other cache files of the same model file start with it (replaced on write).
+    /// Every cache file of the same model file starts with it.
     model_prefix: String,
+    /// The form's name in the file name: `int8` or `f32`.
+    form: &'static str,
     key: String,
 }
+
+/// The forms a cache file can hold, as its name spells them after the model prefix.
+const FORMS: [&str; 2] = ["int8", "f32"];
 
 /// The property names the facts are stored under in the NNEF file.
 const KEY: &str = "attnprompt.cache_key";
@@ -125,12 +133,13 @@ impl Entry {
             fnv1a(path.as_os_str().as_encoded_bytes())
         );
         let file = dir.join(format!(
-            "{model_prefix}{:016x}.nnef.tar",
+            "{model_prefix}{form}-{:016x}.nnef.tar",
             fnv1a(key.as_bytes())
         ));
         Some(Entry {
             file,
             model_prefix,
+            form,
             key,
         })
     }
@@ -276,7 +285,9 @@ impl Entry {
         written
     }
 
-    /// Removes the files an older key of the same model file left.
+    /// Removes the files an older key of the same model file and form left, and those of the
+    /// same model file named before the forms were kept apart (no form in the name). The other
+    /// form's file stays.
     fn remove_others(&self, dir: &Path) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -285,10 +296,13 @@ impl Entry {
             let path = entry.path();
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if path != self.file
-                && name.starts_with(&self.model_prefix)
-                && name.ends_with(".nnef.tar")
-            {
+            let Some(rest) = name.strip_prefix(&self.model_prefix) else {
+                continue;
+            };
+            let other_form = FORMS
+                .iter()
+                .any(|&form| form != self.form && rest.starts_with(&format!("{form}-")));
+            if path != self.file && name.ends_with(".nnef.tar") && !other_form {
                 log::debug!("removing the outdated model cache {}", path.display());
                 let _ = std::fs::remove_file(path);
             }

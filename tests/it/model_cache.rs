@@ -219,7 +219,7 @@ fn a_damaged_or_outdated_cache_file_is_replaced_and_never_changes_an_answer() {
 }
 
 #[test]
-fn the_two_forms_are_kept_apart_and_a_memory_budget_is_never_cached() {
+fn the_two_forms_are_kept_side_by_side_and_a_memory_budget_is_never_cached() {
     if emulated() {
         eprintln!("skipped under emulation: which loads are cached is decided on the host's code");
         return;
@@ -234,7 +234,7 @@ fn the_two_forms_are_kept_apart_and_a_memory_budget_is_never_cached() {
     assert!(cache_files(&dir).is_empty(), "{:?}", cache_files(&dir));
 
     // The int8 form writes its own file; the f32 form of the same file and setting does not
-    // read it, and replaces it.
+    // read it, and writes its own beside it.
     let int8 = EncoderSpec {
         precision: Precision::Int8,
         ..spec(&dir, Layers::Last)
@@ -242,10 +242,42 @@ fn the_two_forms_are_kept_apart_and_a_memory_budget_is_never_cached() {
     assert!(!Encoder::load(&model, &int8).unwrap().facts().from_cache);
     let int8_file = cache_files(&dir);
     assert_eq!(int8_file.len(), 1, "{int8_file:?}");
+    // A file of this model named before the forms were kept apart (no form in its name).
+    let name = int8_file[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let form_at = name.rfind("-int8-").expect(&name);
+    let old_layout = dir.join(format!("{}{}", &name[..form_at], &name[form_at + 5..]));
+    std::fs::write(&old_layout, b"written by an older attnprompt").unwrap();
     let f32 = Encoder::load(&model, &spec(&dir, Layers::Last)).unwrap();
     assert!(!f32.facts().from_cache);
     assert!(!f32.facts().precision.is_int8());
-    let f32_file = cache_files(&dir);
-    assert_eq!(f32_file.len(), 1, "{f32_file:?}");
-    assert_ne!(f32_file, int8_file);
+    let both = cache_files(&dir);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains(&int8_file[0]), "{both:?}");
+    assert!(!old_layout.exists(), "{both:?}");
+
+    // Alternating the forms, each start reads its own file.
+    assert!(Encoder::load(&model, &int8).unwrap().facts().from_cache);
+    assert!(
+        Encoder::load(&model, &spec(&dir, Layers::Last))
+            .unwrap()
+            .facts()
+            .from_cache
+    );
+    assert_eq!(cache_files(&dir), both);
+
+    // Another setting of one form replaces that form's file only.
+    let all_layers = Encoder::load(&model, &spec(&dir, Layers::All)).unwrap();
+    assert!(!all_layers.facts().from_cache);
+    let now = cache_files(&dir);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.contains(&int8_file[0]), "{now:?}");
+    assert!(
+        now.iter()
+            .all(|file| both.contains(file) == (file == &int8_file[0])),
+        "{now:?}"
+    );
 }
