@@ -264,6 +264,12 @@ fn dequantized(
 /// int8 weight of a `MatMulInteger` becomes f32 (4 bytes per element instead of 1). The zero
 /// points and scales it drops are not taken off (a few KiB: an upper bound).
 pub fn f32_widening_bytes(model: &ModelProto) -> u64 {
+    3 * int8_weight_elements(model)
+}
+
+/// Elements of the int8 weights of the `MatMulInteger` nodes (what `int8_product.rs` widens
+/// to i16 on AVX2: one byte more each).
+pub fn int8_weight_elements(model: &ModelProto) -> u64 {
     let Some(graph) = model.graph.as_ref() else {
         return 0;
     };
@@ -277,7 +283,7 @@ pub fn f32_widening_bytes(model: &ModelProto) -> u64 {
         .initializer
         .iter()
         .filter(|t| weights.contains(t.name.as_str()))
-        .map(|t| 3 * elements(t))
+        .map(elements)
         .sum()
 }
 

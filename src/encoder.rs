@@ -19,6 +19,7 @@ use crate::dequantize;
 use crate::error::{Error, Result};
 use crate::model_cache;
 use crate::precision::{self, Choice, Precision};
+use crate::quantize::ProductKernel;
 
 /// The name of the sequence-length symbol in the planned graph.
 const SEQ_SYMBOL: &str = "S";
@@ -50,6 +51,9 @@ pub struct EncoderSpec {
     /// Directory of the model cache (`model_cache.rs`): the form chosen, decluttered, read from
     /// there when it was kept, kept there otherwise. `None`: no cache.
     pub cache_dir: Option<PathBuf>,
+    /// What multiplies the int8 form's products; `None`: what suits this CPU
+    /// ([`ProductKernel::for_tract_kernel`]). Set by tests that check one against the other.
+    pub int8_products: Option<ProductKernel>,
 }
 
 impl EncoderSpec {
@@ -65,6 +69,7 @@ impl EncoderSpec {
             load_budget: None,
             vocab_size: None,
             cache_dir: None,
+            int8_products: None,
         }
     }
 }
@@ -307,7 +312,17 @@ impl Encoder {
         let int8_form = dequantize::initializer_bytes(&proto);
         // Each form's load peak: the protobuf holds the f32 form's widened weights too.
         let folded = dequantize::largest_folded_bytes(&proto);
-        let int8_peak = crate::memory::model_load_peak(file_bytes, stored, int8_form, folded);
+        // On AVX2 the int8 form's product weights are widened to i16 while planning, both
+        // copies held until tract drops the int8 one.
+        let products = spec
+            .int8_products
+            .unwrap_or_else(|| ProductKernel::for_tract_kernel(&choice.int8_kernel));
+        let widened = match products {
+            ProductKernel::WidenedAvx2 => dequantize::int8_weight_elements(&proto),
+            ProductKernel::Tract => 0,
+        };
+        let int8_peak =
+            crate::memory::model_load_peak(file_bytes, stored, int8_form + 2 * widened, folded);
         let f32_peak = crate::memory::model_load_peak(
             file_bytes,
             stored + widening,
@@ -543,7 +558,16 @@ impl Encoder {
             .map_err(|e| fail(format!("{e:#}")))?;
         // The int8 products in a form tract runs without per-element integer ops (the int8
         // form; nothing to do in f32): before `optimize`, which would lower them its own way.
-        crate::quantize::simplify_int8_products(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
+        // On AVX2 without int8 dot products, by this crate's op (`int8_product.rs`); its i16
+        // weights are counted with the others.
+        let products = match choice.is_int8() {
+            true => spec
+                .int8_products
+                .unwrap_or_else(|| ProductKernel::for_tract_kernel(&choice.int8_kernel)),
+            false => ProductKernel::Tract,
+        };
+        let simplified = crate::quantize::simplify_int8_products(&mut typed, products)
+            .map_err(|e| fail(format!("{e:#}")))?;
         crate::quantize::fuse_rescales(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
         // Each attention softmax's NaN guard in one pass instead of two (both forms).
         crate::nan_guard::replace_in(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
@@ -573,7 +597,7 @@ impl Encoder {
             embedding_rows: stored.embedding_rows,
             threads: spec.threads,
             file_bytes,
-            weight_bytes: stored.weight_bytes,
+            weight_bytes: stored.weight_bytes + simplified.widened_bytes,
             load_peak_bytes: stored.load_peak_bytes,
             activations_bytes,
             load_seconds: started.elapsed().as_secs_f64(),

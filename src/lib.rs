@@ -36,6 +36,8 @@ pub mod encoder;
 #[cfg(feature = "model")]
 pub mod eval;
 #[cfg(feature = "model")]
+pub mod int8_product;
+#[cfg(feature = "model")]
 pub mod lang;
 #[cfg(feature = "model")]
 pub mod memory;

@@ -504,6 +504,7 @@ pub fn encoder_spec(config: &Config) -> EncoderSpec {
         load_budget: None,
         vocab_size: None,
         cache_dir: config.model_cache.clone(),
+        int8_products: None,
     }
 }
 

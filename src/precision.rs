@@ -5,7 +5,9 @@
 //! instruction (x86 VNNI, AVX-VNNI, AMX; ARM SDOT). Without one, tract's int8 kernels widen to
 //! 16 bits and do a quarter of the work per instruction that its f32 FMA kernels do, and the
 //! dynamic quantization of every activation comes on top: on an AVX2-only x86 the shipped int8
-//! model ran 33 times slower than its f32 form. With one, the products are faster, and what the
+//! model ran 33 times slower than its f32 form (so there, since 2026-12-06, this crate's own
+//! AVX2 product, `int8_product.rs`, runs the int8 products: exact 16-bit pairs with `vpmaddwd`,
+//! twice an f32 FMA's multiply-adds per instruction). With one, the products are faster, and what the
 //! int8 form adds around them (quantizing each activation, the zero-point terms) now costs less
 //! than they save: `quantize.rs` does both without tract's per-element paths, and the int8 form
 //! runs 1.1–1.5× faster than f32 on the x86 dot-product classes measured (BENCHMARKS.md; before
@@ -17,7 +19,8 @@
 //! | `avx512vnni_mmm_i32_*` | VPDPBUSD (AVX-512 VNNI) | Xeon since Cascade Lake, Zen 4 | int8 | measured: int8 1.2× faster |
 //! | `avxvnni_mmm_i32_*` | VPDPBUSD (AVX-VNNI) | Core since Alder Lake | int8 | measured: 1.5× (AVX-512 CPU, upper tiers hidden) |
 //! | `avx512amx_mmm_i32_*` | TDPBSSD (AMX-INT8) | Xeon since Sapphire Rapids | int8 | estimate: as AVX-512 VNNI, within 6% of it when both were measured on one Xeon |
-//! | `avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4` | VPMULLW / VPMADDWD (16-bit) | AVX2-only x86 | f32 | measured: 42–47× |
+//! | `avx2_mmm_i32_8x8` | VPMADDWD in this crate's op (`int8_product.rs`), not tract's kernel | AVX2-only x86 (Zen 2/3, Intel Haswell to Comet Lake) | int8 | measured: int8 1.38–1.39× faster (AVX-512 Zen 4, upper tiers hidden); tract's own kernel was 42–47× slower than f32 (Zen 3) |
+//! | `avx_mmm_i32_8x4` | VPMULLW (16-bit) | x86 with AVX, no AVX2 | f32 | tract's kernel, as on AVX2 before |
 //! | `arm64simd_mmm_i32_*_dot` | SDOT | Cortex-A55/A76/A78 (Pi 5, Jetson Orin) | int8 | estimate: int8 faster |
 //! | `sme_qmmm_i32_*` | SME outer products | Armv9 with SME | int8 | not measured |
 //! | `arm64simd_mmm_i32_8x8` | SMLAL (16-bit) | Cortex-A72 (Pi 4), A53 | f32 | estimate: f32 about 2× faster |
@@ -81,12 +84,27 @@ fn is_arm_dot_product_kernel(name: &str) -> bool {
     name.ends_with("_dot") || name.starts_with("sme_")
 }
 
-/// Whether `auto` runs int8 with this int8 kernel (the table above), and why, in a clause.
+/// Whether `auto` runs int8 with this int8 kernel on this CPU (the table above), and why, in a
+/// clause.
 pub fn auto_takes_int8(kernel: &str) -> (bool, String) {
+    auto_rule(kernel, crate::int8_product::applies(kernel))
+}
+
+/// The table: `own_avx2` says whether this crate's AVX2 product takes the int8 products.
+fn auto_rule(kernel: &str, own_avx2: bool) -> (bool, String) {
     if is_dot_product_kernel(kernel) {
         (
             true,
             format!("tract's int8 kernel on this CPU, {kernel}, uses dot-product instructions"),
+        )
+    } else if own_avx2 {
+        (
+            true,
+            format!(
+                "tract's int8 kernel on this CPU, {kernel}, has no dot-product instructions; this \
+                 crate's AVX2 product ({}) runs the int8 products instead",
+                crate::int8_product::KERNEL
+            ),
         )
     } else {
         (
@@ -176,21 +194,38 @@ mod tests {
     /// The table: int8 on the dot-product kernels, x86 and ARM.
     #[test]
     fn auto_takes_int8_on_dot_product_kernels() {
-        for (kernel, int8) in [
-            ("avx512amx_mmm_i32_16x16", true),
-            ("avx512vnni_mmm_i32_16x16", true),
-            ("avxvnni_mmm_i32_8x8", true),
-            ("avx2_mmm_i32_8x8", false),
-            ("arm64simd_mmm_i32_8x8_dot", true),
-            ("sme_qmmm_i32_32x32", true),
-            ("arm64simd_mmm_i32_8x8", false),
-            ("armv7neon_mmm_i32_8x4", false),
-            ("generic_i32_4x4", false),
+        for (kernel, own_avx2, int8) in [
+            ("avx512amx_mmm_i32_16x16", false, true),
+            ("avx512vnni_mmm_i32_16x16", false, true),
+            ("avxvnni_mmm_i32_8x8", false, true),
+            ("avx2_mmm_i32_8x8", true, true),
+            ("avx2_mmm_i32_8x8", false, false),
+            ("arm64simd_mmm_i32_8x8_dot", false, true),
+            ("sme_qmmm_i32_32x32", false, true),
+            ("arm64simd_mmm_i32_8x8", false, false),
+            ("armv7neon_mmm_i32_8x4", false, false),
+            ("generic_i32_4x4", false, false),
         ] {
-            let (takes, why) = auto_takes_int8(kernel);
+            let (takes, why) = auto_rule(kernel, own_avx2);
             assert_eq!(takes, int8, "{kernel}");
             assert!(why.contains(kernel), "{why}");
+            assert_eq!(why.contains("vpmaddwd"), own_avx2, "{why}");
         }
+        // This crate's AVX2 product takes over where tract's int8 kernel is AVX2's, on x86-64
+        // with AVX2 only.
+        let x86_avx2 = {
+            #[cfg(target_arch = "x86_64")]
+            {
+                std::arch::is_x86_feature_detected!("avx2")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                false
+            }
+        };
+        assert_eq!(crate::int8_product::applies("avx2_mmm_i32_8x8"), x86_avx2);
+        assert!(!crate::int8_product::applies("avx512vnni_mmm_i32_8x8"));
+        assert!(!crate::int8_product::applies("arm64simd_mmm_i32_8x8"));
     }
 
     /// `auto` follows the kernel tract picks on the CPU running the test, whatever it is, and

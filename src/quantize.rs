@@ -69,9 +69,12 @@ pub fn replace_in(model: &mut TypedModel) -> TractResult<usize> {
 ///   the matrix product's kernel (`Σₖ (a − a0) b = Σₖ (a − 128) b − (a0 − 128) Σₖ b`);
 /// - in any other product, a constant zero point or scale of one value throughout becomes that
 ///   value as a scalar, and tract's codegen folds the terms it gives into the kernel.
-pub fn simplify_int8_products(model: &mut TypedModel) -> TractResult<usize> {
+pub fn simplify_int8_products(
+    model: &mut TypedModel,
+    products: ProductKernel,
+) -> TractResult<Simplified> {
     use tract_onnx::tract_core::ops::einsum::EinSum;
-    let mut rewritten = 0;
+    let mut done = Simplified::default();
     for id in 0..model.nodes().len() {
         let node = model.node(id);
         let Some(op) = node.op_as::<EinSum>() else {
@@ -81,17 +84,53 @@ pub fn simplify_int8_products(model: &mut TypedModel) -> TractResult<usize> {
         if op.q_params.is_none() || node.inputs.len() != 9 {
             continue;
         }
-        let patch = match plain_product(model, node, op)? {
-            Some(patch) => patch,
+        let patch = match plain_product(model, node, op, products)? {
+            Some((patch, widened_bytes)) => {
+                done.widened_bytes += widened_bytes;
+                done.own_products += (widened_bytes > 0) as usize;
+                patch
+            }
             None => match scalar_quantization_params(model, node, op)? {
                 Some(patch) => patch,
                 None => continue,
             },
         };
         patch.apply(model)?;
-        rewritten += 1;
+        done.products += 1;
     }
-    Ok(rewritten)
+    Ok(done)
+}
+
+/// What multiplies the plain int8 products (weights' zero point 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductKernel {
+    /// tract's kernels, through its `EinSum`.
+    Tract,
+    /// This crate's AVX2 op ([`crate::int8_product`]), where its shape fits; tract's otherwise.
+    WidenedAvx2,
+}
+
+impl ProductKernel {
+    /// The one to use on this CPU, given the kernel tract would pick for an int8 product.
+    pub fn for_tract_kernel(kernel: &str) -> Self {
+        if crate::int8_product::applies(kernel) {
+            ProductKernel::WidenedAvx2
+        } else {
+            ProductKernel::Tract
+        }
+    }
+}
+
+/// What [`simplify_int8_products`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Simplified {
+    /// Products rewritten.
+    pub products: usize,
+    /// Of them, products given to this crate's op.
+    pub own_products: usize,
+    /// Bytes the op's weights take beyond the int8 weights they replace (i16: one more per
+    /// weight).
+    pub widened_bytes: u64,
 }
 
 /// The value of a constant input that holds one value throughout.
@@ -103,12 +142,16 @@ fn uniform_const(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
 
 /// `a` u8 or i8 with a scalar zero point, `b` a constant i8 matrix with zero point 0, bias and
 /// output zero point 0, every scale 1, i32 out: the product as `i8 × i8 → i32` and one vector
-/// subtracted per column (see [`simplify_int8_products`]).
+/// subtracted per column (see [`simplify_int8_products`]); or, for u8 `a` whose last axis is
+/// summed with `b`'s first and `products` [`ProductKernel::WidenedAvx2`], this crate's
+/// [`Int8Product`](crate::int8_product::Int8Product) on `a` and its zero point. With the patch,
+/// the bytes the op's weights add (0 for tract's product).
 fn plain_product(
     model: &TypedModel,
     node: &TypedNode,
     op: &tract_onnx::tract_core::ops::einsum::EinSum,
-) -> TractResult<Option<TypedModelPatch>> {
+    products: ProductKernel,
+) -> TractResult<Option<(TypedModelPatch, u64)>> {
     use tract_onnx::tract_core::ops::{self, einsum::EinSum};
     let is = |slot: usize, value: f64| {
         uniform_const(model, node.inputs[slot])
@@ -149,6 +192,11 @@ fn plain_product(
         return Ok(None);
     };
     let (b_k, out_n) = (k.inputs[1][0], n.outputs[0][0]);
+    if products == ProductKernel::WidenedAvx2 {
+        if let Some(patch) = widened_product(model, node, &weights, (k, b_k), out_n)? {
+            return Ok(Some(patch));
+        }
+    }
     // Σₖ b per column, laid out along the output's n axis.
     let weights = weights.to_plain_array_view::<i8>()?;
     let sums = weights
@@ -204,7 +252,50 @@ fn plain_product(
     )?[0];
     let out = patch.wire_node(name.clone(), ops::math::sub(), &[product, term])?[0];
     patch.shunt_outside(model, OutletId::new(node.id, 0), out)?;
-    Ok(Some(patch))
+    Ok(Some((patch, 0)))
+}
+
+/// The product as [`Int8Product`](crate::int8_product::Int8Product), when its shape is the
+/// op's: u8 `a` summed over its last axis with `b`'s first (`[k, n]`), `n` the output's last
+/// axis and the output otherwise `a`'s shape, k and n as the op takes them.
+fn widened_product(
+    model: &TypedModel,
+    node: &TypedNode,
+    weights: &Tensor,
+    (k, b_k): (&Axis, usize),
+    out_n: usize,
+) -> TractResult<Option<(TypedModelPatch, u64)>> {
+    use crate::int8_product::{Int8Product, WidenToI16};
+    let a = model.outlet_fact(node.inputs[0])?;
+    let out = &node.outputs[0].fact;
+    let (rank, out_rank) = (a.rank(), out.rank());
+    let (depth, width) = (weights.shape()[0], weights.shape()[1]);
+    // The output may lack leading unit axes of `a` (`[1, S, k]` by `[k, n]` gives `[S, n]`).
+    let dropped = rank.saturating_sub(out_rank);
+    if a.datum_type != DatumType::U8
+        || b_k != 0
+        || k.inputs[0].as_slice() != [rank - 1]
+        || out_rank == 0
+        || out_n != out_rank - 1
+        || !a.shape[..dropped].iter().all(|d| d.is_one())
+        || a.shape[dropped..rank - 1] != out.shape[..out_rank - 1]
+        || a.shape[rank - 1] != depth.to_dim()
+        || out.shape[out_rank - 1] != width.to_dim()
+    {
+        return Ok(None);
+    }
+    let plain = weights.try_as_plain_ram()?;
+    let Some(product) = Int8Product::new(plain.as_slice::<i8>()?, depth, width, dropped) else {
+        return Ok(None);
+    };
+    let mut patch = TypedModelPatch::new("int8 product on this crate's AVX2 op");
+    let taps = patch.taps(model, &[node.inputs[0], node.inputs[3]])?;
+    // The products of one input (queries, keys, values) share one widened copy: tract merges
+    // equal nodes of one input when it optimizes.
+    let wide = patch.wire_node(format!("{}.a_as_i16", node.name), WidenToI16, &[taps[0]])?[0];
+    let out = patch.wire_node(node.name.clone(), product, &[wide, taps[1]])?[0];
+    patch.shunt_outside(model, OutletId::new(node.id, 0), out)?;
+    Ok(Some((patch, (depth * width) as u64)))
 }
 
 /// Each constant zero point or scale of one value throughout, given as a vector (per column),
@@ -703,7 +794,8 @@ mod tests {
     /// a scalar), with activations' zero points across the u8 range.
     #[test]
     fn int8_products_compute_the_same_integers() {
-        let (k, n, rows) = (48, 40, 7);
+        // n: whole panels of this crate's AVX2 product (16 columns).
+        let (k, n, rows) = (48, 48, 7);
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move || {
             state ^= state << 13;
@@ -716,10 +808,24 @@ mod tests {
             .map(|_| ((next() % 255) as i32 - 127) as i8)
             .collect();
         let a: Vec<u8> = (0..rows * k).map(|_| next() as u8).collect();
-        for (b0, a0) in [(0i8, 131u8), (0, 0), (3, 255), (-5, 7)] {
+        let cases = [(0i8, 131u8), (0, 0), (3, 255), (-5, 7)];
+        for ((b0, a0), products) in cases.into_iter().flat_map(|case| {
+            [ProductKernel::Tract, ProductKernel::WidenedAvx2].map(|products| (case, products))
+        }) {
             let stock = matmul_integer_model(&b, b0, k, n);
             let mut ours = stock.clone();
-            assert_eq!(simplify_int8_products(&mut ours).unwrap(), 1);
+            let done = simplify_int8_products(&mut ours, products).unwrap();
+            assert_eq!(done.products, 1);
+            // This crate's op takes the plain product only, its weights one byte more each.
+            let own = b0 == 0 && products == ProductKernel::WidenedAvx2;
+            assert_eq!(done.own_products, own as usize, "b0 {b0}, {products:?}");
+            assert_eq!(done.widened_bytes, if own { (k * n) as u64 } else { 0 });
+            let ops = ours
+                .nodes()
+                .iter()
+                .filter(|n| n.op_is::<crate::int8_product::Int8Product>())
+                .count();
+            assert_eq!(ops, own as usize, "b0 {b0}, {products:?}");
             // Weights' zero point 0: a plain product, no quantized one left to tract's lowering.
             let quantized = ours
                 .nodes()
@@ -750,7 +856,7 @@ mod tests {
                         .sum()
                 })
                 .collect();
-            assert_eq!(our_c, expected, "b0 {b0}, a0 {a0}");
+            assert_eq!(our_c, expected, "b0 {b0}, a0 {a0}, {products:?}");
             assert_eq!(stock_c, expected, "b0 {b0}, a0 {a0}");
             assert_eq!(our_generic, 0, "b0 {b0}");
             assert!(

@@ -94,6 +94,7 @@ fn last_layer_received(precision: Precision) -> Vec<(serde_json::Value, Vec<u32>
         load_budget: None,
         vocab_size: None,
         cache_dir: None,
+        int8_products: None,
     };
     let mut encoder = Encoder::load(&dir.join("model.onnx"), &spec).unwrap();
     let last = encoder.facts().layers - 1;

@@ -2,12 +2,17 @@
 //! against what the CPU is, read independently of tract: the `QEMU_CPU` model that
 //! `scripts/cross-test` runs under, or the flags of `/proc/cpuinfo` on x86-64. Then the loaded
 //! pipeline: the kernels in its plan are the precision's (no int8 product left in the f32 form,
-//! the weight products int8 in the int8 form).
+//! the weight products int8 in the int8 form), and this crate's AVX2 product computes what
+//! tract's int8 kernels compute.
 
+use attnprompt::config::Layers;
+use attnprompt::encoder::{Encoder, EncoderSpec};
+use attnprompt::int8_product;
 use attnprompt::precision::{choose, int8_kernel};
+use attnprompt::quantize::ProductKernel;
 use attnprompt::{Config, Pipeline, Precision};
 
-use crate::common::shipped_model_dir;
+use crate::common::{emulated, shipped_model_dir};
 
 /// The int8 kernel family this CPU must get, and whether `auto` must pick int8 there.
 fn expected() -> (&'static str, bool) {
@@ -35,7 +40,8 @@ fn expected() -> (&'static str, bool) {
                 } else if has("avx_vnni") {
                     ("avxvnni_mmm_i32_", true)
                 } else if has("avx2") {
-                    ("avx2_mmm_i32_8x8", false)
+                    // tract's kernel, but this crate's AVX2 product runs the int8 form.
+                    ("avx2_mmm_i32_8x8", true)
                 } else {
                     ("avx_mmm_i32_", false)
                 }
@@ -53,7 +59,7 @@ fn expected() -> (&'static str, bool) {
 }
 
 #[test]
-fn auto_picks_int8_only_where_the_int8_kernel_has_dot_products() {
+fn auto_picks_int8_where_the_int8_products_are_the_faster() {
     let (family, int8) = expected();
     let kernel = int8_kernel(384, 384, 128).unwrap();
     // A prefix (a tile size tract may change) or, where the dot variant matters, the full name.
@@ -104,5 +110,76 @@ fn each_form_runs_its_own_kernels() {
                 assert_eq!(facts.dequantized_matmuls, 0);
             }
         }
+    }
+}
+
+/// This crate's AVX2 int8 product (`int8_product.rs`, what the int8 form runs on AVX2-only x86)
+/// gives the attention of tract's int8 kernels to the bit, every layer, the shipped model: both
+/// sum the same integers exactly. Host x86-64 with AVX2 only (whatever its int8 kernel: here
+/// both are asked for); the op's portable code, for other CPUs, is checked by its unit tests.
+#[test]
+fn the_avx2_int8_product_gives_tracts_int8_attention_to_the_bit() {
+    if emulated() || !int8_product::applies("avx2_mmm_i32_8x8") {
+        eprintln!("skipped: needs x86-64 with AVX2, not emulated");
+        return;
+    }
+    let model = shipped_model_dir().join("model.onnx");
+    let load = |products| {
+        let spec = EncoderSpec {
+            precision: Precision::Int8,
+            layers: Some(Layers::All),
+            int8_products: Some(products),
+            ..EncoderSpec::new(32)
+        };
+        Encoder::load(&model, &spec).unwrap()
+    };
+    let (mut tract, mut ours) = (load(ProductKernel::Tract), load(ProductKernel::WidenedAvx2));
+    // Every layer read: the 32 products the attention needs (the last layer's values and
+    // feed-forward are pruned), all of them on this crate's op.
+    let own = |e: &Encoder| {
+        e.facts()
+            .kernels
+            .iter()
+            .find(|(k, _)| k == int8_product::KERNEL)
+            .map_or(0, |&(_, n)| n)
+    };
+    assert_eq!(
+        (own(&tract), own(&ours)),
+        (0, 32),
+        "{:?}",
+        ours.facts().kernels
+    );
+    // Its i16 weights are counted: one byte more per int8 weight (5 whole layers, then the
+    // last layer's queries and keys).
+    let products_weights: u64 = 5 * (4 * 384 * 384 + 2 * 384 * 1536) + 2 * 384 * 384;
+    assert_eq!(
+        ours.facts().weight_bytes,
+        tract.facts().weight_bytes + products_weights
+    );
+    // "the scheduler places containers on nodes", and a text of 29 tokens.
+    let short: Vec<u32> = vec![101, 1996, 6134, 2099, 3182, 16143, 2006, 14164, 102];
+    let long: Vec<u32> = std::iter::once(101)
+        .chain((0..27).map(|i| 2000 + 37 * i))
+        .chain(std::iter::once(102))
+        .collect();
+    for ids in [short, long] {
+        let bits = |e: &mut Encoder| -> Vec<u32> {
+            let out = e.run(&ids).unwrap();
+            out.attention
+                .iter()
+                .flat_map(|t| {
+                    let plain = t.try_as_plain_ram().unwrap();
+                    plain
+                        .as_slice::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let (want, got) = (bits(&mut tract), bits(&mut ours));
+        assert_eq!(want.len(), 6 * 12 * ids.len() * ids.len());
+        assert!(want == got, "{} tokens: the attention differs", ids.len());
     }
 }
