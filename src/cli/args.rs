@@ -60,10 +60,12 @@ pub struct PipelineArgs {
     pub threads: usize,
 
     /// Precision of the matrix products: auto (int8 where it is the faster form: CPUs with int8
-    /// dot products, x86 VNNI, AVX-VNNI or AMX and ARM SDOT such as the Pi 5; f32 elsewhere,
-    /// AVX2-only x86 and the Pi 4 among them, where tract's int8 products are slow), int8 (the shipped weights as they are, 30 MiB
-    /// less memory), or f32 (int8 weights dequantized at load: 52 MiB of weights instead of
-    /// 22). `inspect` says what auto picks and why; `bench --compare` times both.
+    /// dot products, x86 VNNI, AVX-VNNI or AMX and ARM SDOT such as the Pi 5, and AVX2-only x86,
+    /// where this crate's own int8 product runs; f32 elsewhere, the Pi 4 among them, where
+    /// tract's int8 products are slow), int8 (the shipped weights as they are, 30 MiB less
+    /// memory; on AVX2-only x86 the product weights are widened to 16 bits, 9 MiB more), or f32
+    /// (int8 weights dequantized at load: 52 MiB of weights instead of 22). `inspect` says what
+    /// auto picks and why; `bench --compare` times both.
     #[arg(long, env = PRECISION_ENV, default_value = "auto", value_name = "auto|int8|f32", value_parser = parse_precision)]
     pub precision: Precision,
 
