@@ -26,11 +26,6 @@ use tract_onnx::tract_core::internal::*;
 
 /// Columns per panel of the packed weights: two AVX2 registers of eight i32 results.
 const PANEL: usize = 16;
-/// Pairs of k per block: a block of one panel is `KC · PANEL · 2` i16, 16 KiB, half of an L1.
-const KC: usize = 256;
-/// Rows of the activations per tile: 6 × 2 accumulators, 2 weight registers and one
-/// broadcast take 15 of AVX2's 16 registers.
-const MR: usize = 6;
 
 /// The kernel's name where `inspect` and `bench` list tract's kernels.
 pub const KERNEL: &str = "attnprompt_avx2_vpmaddwd_mmm_i32_6x16";
@@ -203,8 +198,15 @@ fn widen_any(xs: &[u8], ys: &mut [i16]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Int8Product, KC, MR, PANEL};
+    use super::{Int8Product, PANEL};
     use std::arch::x86_64::*;
+
+    /// Pairs of k per block: a block of one panel is `KC · PANEL · 2` i16, 16 KiB, half of an
+    /// L1.
+    const KC: usize = 256;
+    /// Rows of the activations per tile: 6 × 2 accumulators, 2 weight registers and one
+    /// broadcast take 15 of AVX2's 16 registers.
+    const MR: usize = 6;
 
     /// Every row of `xs` (i16, rows of k) by every panel, k in blocks of `KC` pairs so that a
     /// block of a panel stays in L1 while the tiles of rows pass over it.
