@@ -5,17 +5,17 @@
 //! operands to 16 bits, multiplies with `vpmullw` and carries the SSE/AVX transition reported in
 //! BENCHMARKS.md ("Upstream report"): 42–47× slower than f32 on a Zen 3. AVX2 has a better
 //! instruction for it, `vpmaddwd`: sixteen 16-bit products summed in pairs into eight exact
-//! 32-bit lanes, twice the multiply-adds of an f32 FMA per instruction. So the weights are widened
-//! to i16 once, at load, and laid out in pairs of k; each run widens the u8 activations to i16
-//! ([`WidenToI16`], a tensor of the graph, so the memory plan counts it and the three products
-//! of one input share it) and multiplies. `u8 · i8` pairs sum to at most 2 · 255 · 128, so no lane saturates (unlike
-//! `vpmaddubsw`, which onnxruntime uses): the i32 results are exactly tract's.
+//! 32-bit lanes, twice the multiply-adds of an f32 FMA per instruction. So the weights are
+//! widened to i16 once, at load, and laid out in pairs of k; each run widens the u8 activations
+//! to i16 ([`WidenToI16`], a tensor of the graph, so the memory plan counts it and the three
+//! products of one input share it) and multiplies. `u8 · i8` pairs sum to at most
+//! 2 · 255 · 128, so no lane saturates (unlike `vpmaddubsw`, which onnxruntime uses): the i32
+//! results are exactly tract's.
 //!
 //! [`Int8Product`] computes `Σₖ (a − a0) · b` for u8 activations `a` (last axis k; given widened
 //! to i16), their zero point `a0` and constant i8 weights `b` (`[k, n]`), i32 out: what tract's
-//! `EinSum` of an ONNX
-//! `MatMulInteger` with zero weight zero points computes. `quantize::simplify_int8_products`
-//! puts it in the graph where [`applies`] says so.
+//! `EinSum` of an ONNX `MatMulInteger` with zero weight zero points computes.
+//! `quantize::simplify_int8_products` puts it in the graph where [`applies`] says so.
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,12 +31,11 @@ const PANEL: usize = 16;
 pub const KERNEL: &str = "attnprompt_avx2_vpmaddwd_mmm_i32_6x16";
 
 /// Whether this op runs the int8 products on this CPU: x86-64 with AVX2 where tract's own int8
-/// kernel (`kernel`, by name) has no dot-product instructions.
+/// kernel (`kernel`, by name) is its AVX2 one, without dot-product instructions.
 pub fn applies(kernel: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
-            && (kernel.starts_with("avx2_mmm_i32") || kernel.starts_with("avx_mmm_i32"))
+        std::arch::is_x86_feature_detected!("avx2") && kernel.starts_with("avx2_mmm_i32")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -45,9 +44,10 @@ pub fn applies(kernel: &str) -> bool {
     }
 }
 
-/// Whether the op can take a product of `k` by `n` (pairs of k and whole panels).
+/// Whether the op can take a product of `k` by `n`: any size (an odd k takes a zero for a
+/// pair, a last panel of fewer than 16 columns zeros for the rest).
 pub fn fits(k: usize, n: usize) -> bool {
-    k > 0 && k % 2 == 0 && n > 0 && n % PANEL == 0
+    k > 0 && n > 0
 }
 
 /// `Σₖ (a − a0) · b`: `a` (`[…, k]`, u8 values widened to i16 by [`WidenToI16`]), u8 scalar
@@ -59,9 +59,10 @@ pub struct Int8Product {
     /// Leading unit axes of `a` the output goes without.
     dropped: usize,
     /// `b` widened to i16: panel by panel (`PANEL` columns), pair of k by pair, column by column,
-    /// the two k of a pair side by side (what `vpmaddwd` multiplies with a broadcast pair of `a`).
+    /// the two k of a pair side by side (what `vpmaddwd` multiplies with a broadcast pair of `a`);
+    /// zeros past k and n.
     packed: Arc<Vec<i16>>,
-    /// `Σₖ b` per column: the zero point's term.
+    /// `Σₖ b` per column of the panels (0 past n): the zero point's term.
     sums: Arc<Vec<i32>>,
 }
 
@@ -78,17 +79,22 @@ impl Int8Product {
         if !fits(k, n) || weights.len() != k * n {
             return None;
         }
-        let mut packed = Vec::with_capacity(k * n);
-        for panel in 0..n / PANEL {
-            for pair in 0..k / 2 {
+        let (pairs, panels) = (k.div_ceil(2), n.div_ceil(PANEL));
+        let weight = |row: usize, col: usize| match row < k && col < n {
+            true => weights[row * n + col] as i16,
+            false => 0,
+        };
+        let mut packed = Vec::with_capacity(panels * PANEL * 2 * pairs);
+        for panel in 0..panels {
+            for pair in 0..pairs {
                 for col in panel * PANEL..(panel + 1) * PANEL {
-                    packed.push(weights[2 * pair * n + col] as i16);
-                    packed.push(weights[(2 * pair + 1) * n + col] as i16);
+                    packed.push(weight(2 * pair, col));
+                    packed.push(weight(2 * pair + 1, col));
                 }
             }
         }
-        let sums = (0..n)
-            .map(|col| (0..k).map(|row| weights[row * n + col] as i32).sum())
+        let sums = (0..panels * PANEL)
+            .map(|col| (0..k).map(|row| weight(row, col) as i32).sum())
             .collect();
         Some(Int8Product {
             k,
@@ -99,11 +105,23 @@ impl Int8Product {
         })
     }
 
-    /// `ys` (rows of n) from `xs` (rows of k, u8 values as i16); `a0` the zero point of `xs`.
+    /// Bytes the op holds: its i16 weights and column sums.
+    pub fn weight_bytes(&self) -> u64 {
+        (self.packed.len() * 2 + self.sums.len() * 4) as u64
+    }
+
+    /// Values in a row of the widened activations: k, made even ([`WidenToI16`] pads it).
+    fn row_len(&self) -> usize {
+        self.k + self.k % 2
+    }
+
+    /// `ys` (rows of n) from `xs` (rows of k made even, u8 values as i16); `a0` the zero point
+    /// of `xs`.
     pub fn run(&self, xs: &[i16], a0: u8, ys: &mut [i32]) -> TractResult<()> {
-        let (k, n) = (self.k, self.n);
+        let (k, n) = (self.row_len(), self.n);
         ensure!(xs.len() % k == 0 && ys.len() == xs.len() / k * n);
-        // The work of a row is k · n multiply-adds; tract's threshold counts values.
+        // Shared out past tract's threshold for row-wise ops (32,768 values by default): an
+        // output value costs k multiply-adds, counted as k / 8 values.
         let work = ys.len().saturating_mul(k / 8);
         multithread::par_chunks_mut(ys, n, work, |row, ys| {
             let rows = ys.len() / n;
@@ -123,11 +141,11 @@ impl Int8Product {
 
     /// The same integers, one at a time (CPUs without AVX2, and the tests' reference).
     fn rows_any(&self, xs: &[i16], a0: u8, ys: &mut [i32]) {
-        let (k, n) = (self.k, self.n);
-        for (x, y) in xs.chunks_exact(k).zip(ys.chunks_exact_mut(n)) {
+        let (k, row_len, n) = (self.k, self.row_len(), self.n);
+        for (x, y) in xs.chunks_exact(row_len).zip(ys.chunks_exact_mut(n)) {
             for (col, out) in y.iter_mut().enumerate() {
                 let (panel, c) = (col / PANEL, col % PANEL);
-                let weights = &self.packed[panel * k * PANEL..];
+                let weights = &self.packed[panel * row_len * PANEL..];
                 let mut acc = -(a0 as i32) * self.sums[col];
                 for kk in 0..k {
                     let w = weights[(kk / 2) * 2 * PANEL + 2 * c + kk % 2];
@@ -139,9 +157,12 @@ impl Int8Product {
     }
 }
 
-/// u8 to i16, value for value: the activations as [`Int8Product`] reads them.
+/// u8 to i16, value for value: the activations as [`Int8Product`] reads them. `padded`: a
+/// zero after each row (last axis), for an odd k.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WidenToI16;
+pub struct WidenToI16 {
+    pub padded: bool,
+}
 
 impl Op for WidenToI16 {
     fn name(&self) -> StaticName {
@@ -156,21 +177,43 @@ impl EvalOp for WidenToI16 {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let mut out = unsafe { Tensor::uninitialized_dt(i16::datum_type(), input.shape())? };
+        let mut shape: TVec<usize> = input.shape().into();
+        let k = shape.last().copied().unwrap_or(1).max(1);
+        if let Some(last) = shape.last_mut() {
+            *last += self.padded as usize;
+        }
+        let mut out = unsafe { Tensor::uninitialized_dt(i16::datum_type(), &shape)? };
         let input = input.try_as_plain_ram()?;
         let mut out_plain = out.try_as_plain_ram_mut()?;
-        widen(input.as_slice::<u8>()?, out_plain.as_slice_mut::<i16>()?);
+        let ys = out_plain.as_slice_mut::<i16>()?;
+        widen_rows(input.as_slice::<u8>()?, k, self.padded, ys);
         Ok(tvec!(out.into_tvalue()))
     }
 }
 
 impl TypedOp for WidenToI16 {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs[0].datum_type == u8::datum_type());
-        Ok(tvec!(i16::fact(inputs[0].shape.clone())))
+        ensure!(inputs[0].datum_type == u8::datum_type() && inputs[0].rank() > 0);
+        let mut shape = inputs[0].shape.to_tvec();
+        if let Some(last) = shape.last_mut() {
+            *last = last.clone() + self.padded as usize;
+        }
+        Ok(tvec!(i16::fact(shape)))
     }
 
     as_op!();
+}
+
+/// Rows of `k` u8 values widened into `ys`, each followed by a zero if `padded`.
+fn widen_rows(xs: &[u8], k: usize, padded: bool, ys: &mut [i16]) {
+    if padded {
+        for (x, y) in xs.chunks_exact(k).zip(ys.chunks_exact_mut(k + 1)) {
+            widen(x, &mut y[..k]);
+            y[k] = 0;
+        }
+    } else {
+        widen(xs, ys);
+    }
 }
 
 fn widen(xs: &[u8], ys: &mut [i16]) {
@@ -212,12 +255,16 @@ mod avx2 {
     /// block of a panel stays in L1 while the tiles of rows pass over it.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn rows(op: &Int8Product, xs: &[i16], a0: u8, ys: &mut [i32]) {
-        let (k, n) = (op.k, op.n);
+        let (k, n) = (op.row_len(), op.n);
         let rows = xs.len() / k;
         let pairs = k / 2;
+        // A panel short of 16 columns goes through `part`, so that no column past it is touched.
+        let mut part = [0i32; MR * PANEL];
         for first_pair in (0..pairs).step_by(KC) {
             let block = KC.min(pairs - first_pair);
-            for panel in 0..n / PANEL {
+            for panel in 0..n.div_ceil(PANEL) {
+                // The last panel may hold fewer than 16 of the output's columns.
+                let cols = PANEL.min(n - panel * PANEL);
                 let weights = op
                     .packed
                     .as_ptr()
@@ -226,19 +273,38 @@ mod avx2 {
                 let mut row = 0;
                 while row < rows {
                     let x = xs.as_ptr().add(row * k + 2 * first_pair);
-                    let y = ys.as_mut_ptr().add(row * n + panel * PANEL);
                     let start = if first_pair == 0 {
                         Some((a0, sums))
                     } else {
                         None
                     };
-                    match rows - row {
-                        1 => tile::<1>(x, k, weights, block, y, n, start),
-                        2 => tile::<2>(x, k, weights, block, y, n, start),
-                        3 => tile::<3>(x, k, weights, block, y, n, start),
-                        4 => tile::<4>(x, k, weights, block, y, n, start),
-                        5 => tile::<5>(x, k, weights, block, y, n, start),
-                        _ => tile::<MR>(x, k, weights, block, y, n, start),
+                    let out = ys.as_mut_ptr().add(row * n + panel * PANEL);
+                    let tile_rows = MR.min(rows - row);
+                    let (y, y_stride) = match (cols == PANEL, start.is_some()) {
+                        (true, _) => (out, n),
+                        (false, true) => (part.as_mut_ptr(), PANEL),
+                        (false, false) => {
+                            // What the blocks before stored.
+                            for r in 0..tile_rows {
+                                let to = part.as_mut_ptr().add(r * PANEL);
+                                std::ptr::copy_nonoverlapping(out.add(r * n), to, cols);
+                            }
+                            (part.as_mut_ptr(), PANEL)
+                        }
+                    };
+                    match tile_rows {
+                        1 => tile::<1>(x, k, weights, block, y, y_stride, start),
+                        2 => tile::<2>(x, k, weights, block, y, y_stride, start),
+                        3 => tile::<3>(x, k, weights, block, y, y_stride, start),
+                        4 => tile::<4>(x, k, weights, block, y, y_stride, start),
+                        5 => tile::<5>(x, k, weights, block, y, y_stride, start),
+                        _ => tile::<MR>(x, k, weights, block, y, y_stride, start),
+                    }
+                    if cols < PANEL {
+                        for r in 0..tile_rows {
+                            let from = part.as_ptr().add(r * PANEL);
+                            std::ptr::copy_nonoverlapping(from, out.add(r * n), cols);
+                        }
                     }
                     row += MR;
                 }
@@ -246,8 +312,9 @@ mod avx2 {
         }
     }
 
-    /// `R` rows by one panel over `block` pairs of k. The first block starts from
-    /// `−a0 · Σₖ b`, the others from what the blocks before stored.
+    /// `R` rows by one panel over `block` pairs of k, into 16 columns of `y` (rows `y_stride`
+    /// apart). The first block starts from `−a0 · Σₖ b`, the others from what the blocks
+    /// before stored.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn tile<const R: usize>(
@@ -320,7 +387,7 @@ impl EvalOp for Int8Product {
         ensure!(a.rank() > self.dropped && a.shape()[..self.dropped].iter().all(|&d| d == 1));
         let mut shape: TVec<usize> = a.shape()[self.dropped..].into();
         ensure!(
-            shape.last() == Some(&self.k),
+            shape.last() == Some(&self.row_len()),
             "Int8Product: {shape:?} by k {}",
             self.k
         );
@@ -341,7 +408,7 @@ impl TypedOp for Int8Product {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs[0].datum_type == i16::datum_type() && inputs[0].rank() > self.dropped);
         let mut shape: TVec<TDim> = inputs[0].shape.iter().skip(self.dropped).cloned().collect();
-        ensure!(shape.last() == Some(&self.k.to_dim()));
+        ensure!(shape.last() == Some(&self.row_len().to_dim()));
         *shape.last_mut().unwrap() = self.n.to_dim();
         Ok(tvec!(i32::fact(shape)))
     }
@@ -366,11 +433,15 @@ mod tests {
             .collect()
     }
 
-    /// What [`WidenToI16`] gives, by its own code.
-    fn widened(a: &[u8]) -> Vec<i16> {
-        let mut wide = vec![-1; a.len()];
-        widen(a, &mut wide);
-        assert!(wide.iter().zip(a).all(|(&w, &x)| w == x as i16));
+    /// What [`WidenToI16`] gives for rows of `k`, by its own code, checked value by value.
+    fn widened(a: &[u8], k: usize) -> Vec<i16> {
+        let row_len = k + k % 2;
+        let mut wide = vec![-1; a.len() / k * row_len];
+        widen_rows(a, k, k % 2 == 1, &mut wide);
+        for (w, x) in wide.chunks_exact(row_len).zip(a.chunks_exact(k)) {
+            assert!(w[..k].iter().zip(x).all(|(&w, &x)| w == x as i16));
+            assert!(w[k..].iter().all(|&w| w == 0));
+        }
         wide
     }
 
@@ -391,16 +462,21 @@ mod tests {
 
     #[test]
     fn computes_the_products_exactly() {
-        // Row counts around the tile (6) and k across blocks (256 pairs), extreme values too.
+        // Row counts around the tile (6), k across blocks (256 pairs) and odd, n in part
+        // panels, extreme values too.
         for (rows, k, n, seed) in [
             (1, 2, 16, 1),
             (5, 8, 32, 2),
             (7, 384, 48, 3),
             (13, 1536, 16, 4),
             (12, 1026, 64, 5),
+            (3, 1, 1, 6),
+            (8, 7, 40, 7),
+            (7, 515, 21, 8),
+            (6, 384, 312, 9),
         ] {
             let a = values(seed, rows * k);
-            let wide = widened(&a);
+            let wide = widened(&a, k);
             let b: Vec<i8> = values(seed + 100, k * n).iter().map(|&v| v as i8).collect();
             for a0 in [0u8, 128, 255] {
                 let op = Int8Product::new(&b, k, n, 0).unwrap();
@@ -419,17 +495,19 @@ mod tests {
         let op = Int8Product::new(&b, k, n, 0).unwrap();
         for (a, a0) in [(255u8, 0u8), (0, 255)] {
             let mut got = vec![0; n];
-            op.run(&widened(&vec![a; k]), a0, &mut got).unwrap();
+            op.run(&widened(&vec![a; k], k), a0, &mut got).unwrap();
             assert_eq!(got, reference(&vec![a; k], a0, &b, k, n));
         }
     }
 
     #[test]
-    fn takes_only_the_shapes_it_fits() {
-        assert!(Int8Product::new(&[0; 3 * 16], 3, 16, 0).is_none());
-        assert!(Int8Product::new(&[0; 4 * 12], 4, 12, 0).is_none());
-        assert!(Int8Product::new(&[0; 4 * 16], 4, 16, 0).is_some());
+    fn takes_any_shape_with_weights_to_match() {
+        assert!(Int8Product::new(&[0; 3 * 16], 3, 16, 0).is_some());
+        assert!(Int8Product::new(&[0; 4 * 12], 4, 12, 0).is_some());
+        assert!(Int8Product::new(&[0; 4 * 12], 4, 13, 0).is_none());
+        assert!(Int8Product::new(&[], 0, 16, 0).is_none());
         assert!(!applies("avx512vnni_mmm_i32_8x8"));
+        assert!(!applies("avx_mmm_i32_8x4"));
         assert!(!applies("arm64simd_mmm_i32_8x8"));
     }
 
@@ -443,7 +521,7 @@ mod tests {
             (128, 1536, 384),
             (32, 384, 1536),
         ] {
-            let a = widened(&values(7, rows * k));
+            let a = widened(&values(7, rows * k), k);
             let b: Vec<i8> = values(8, k * n).iter().map(|&v| v as i8).collect();
             let op = Int8Product::new(&b, k, n, 0).unwrap();
             let mut y = vec![0; rows * n];

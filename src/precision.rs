@@ -200,6 +200,7 @@ mod tests {
             ("avxvnni_mmm_i32_8x8", false, true),
             ("avx2_mmm_i32_8x8", true, true),
             ("avx2_mmm_i32_8x8", false, false),
+            ("avx_mmm_i32_8x4", false, false),
             ("arm64simd_mmm_i32_8x8_dot", false, true),
             ("sme_qmmm_i32_32x32", false, true),
             ("arm64simd_mmm_i32_8x8", false, false),

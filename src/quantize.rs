@@ -129,7 +129,7 @@ pub struct Simplified {
     /// Of them, products given to this crate's op.
     pub own_products: usize,
     /// Bytes the op's weights take beyond the int8 weights they replace (i16: one more per
-    /// weight).
+    /// weight, and a sum per column).
     pub widened_bytes: u64,
 }
 
@@ -292,10 +292,15 @@ fn widened_product(
     let taps = patch.taps(model, &[node.inputs[0], node.inputs[3]])?;
     // The products of one input (queries, keys, values) share one widened copy: tract merges
     // equal nodes of one input when it optimizes.
-    let wide = patch.wire_node(format!("{}.a_as_i16", node.name), WidenToI16, &[taps[0]])?[0];
+    let widen = WidenToI16 {
+        padded: depth % 2 == 1,
+    };
+    let wide = patch.wire_node(format!("{}.a_as_i16", node.name), widen, &[taps[0]])?[0];
+    // What the op holds beyond the int8 weights it replaces (tract drops those).
+    let widened_bytes = product.weight_bytes() - (depth * width) as u64;
     let out = patch.wire_node(node.name.clone(), product, &[wide, taps[1]])?[0];
     patch.shunt_outside(model, OutletId::new(node.id, 0), out)?;
-    Ok(Some((patch, (depth * width) as u64)))
+    Ok(Some((patch, widened_bytes)))
 }
 
 /// Each constant zero point or scale of one value throughout, given as a vector (per column),
@@ -794,8 +799,14 @@ mod tests {
     /// a scalar), with activations' zero points across the u8 range.
     #[test]
     fn int8_products_compute_the_same_integers() {
-        // n: whole panels of this crate's AVX2 product (16 columns).
-        let (k, n, rows) = (48, 48, 7);
+        // Whole panels of this crate's AVX2 product (16 columns) and pairs of k, then neither.
+        for (k, n) in [(48, 48), (47, 40)] {
+            products_compute_the_same_integers(k, n);
+        }
+    }
+
+    fn products_compute_the_same_integers(k: usize, n: usize) {
+        let rows = 7;
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move || {
             state ^= state << 13;
@@ -819,7 +830,11 @@ mod tests {
             // This crate's op takes the plain product only, its weights one byte more each.
             let own = b0 == 0 && products == ProductKernel::WidenedAvx2;
             assert_eq!(done.own_products, own as usize, "b0 {b0}, {products:?}");
-            assert_eq!(done.widened_bytes, if own { (k * n) as u64 } else { 0 });
+            // i16 weights (2 bytes instead of 1, k and n rounded up to pairs and panels) and an
+            // i32 sum per column of the panels.
+            let (k2, n16) = (k.div_ceil(2) * 2, n.div_ceil(16) * 16);
+            let bytes = 2 * k2 * n16 + 4 * n16 - k * n;
+            assert_eq!(done.widened_bytes, if own { bytes as u64 } else { 0 });
             let ops = ours
                 .nodes()
                 .iter()

@@ -149,9 +149,10 @@ fn the_avx2_int8_product_gives_tracts_int8_attention_to_the_bit() {
         "{:?}",
         ours.facts().kernels
     );
-    // Its i16 weights are counted: one byte more per int8 weight (5 whole layers, then the
-    // last layer's queries and keys).
-    let products_weights: u64 = 5 * (4 * 384 * 384 + 2 * 384 * 1536) + 2 * 384 * 384;
+    // Its i16 weights are counted: one byte more per int8 weight, and 4 per column for its sums
+    // (5 whole layers, then the last layer's queries and keys).
+    let per_layer = 4 * 384 * 384 + 2 * 384 * 1536 + 4 * (5 * 384 + 1536);
+    let products_weights: u64 = 5 * per_layer + 2 * (384 * 384 + 4 * 384);
     assert_eq!(
         ours.facts().weight_bytes,
         tract.facts().weight_bytes + products_weights
