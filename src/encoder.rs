@@ -151,6 +151,9 @@ pub struct ModelFacts {
     /// generic per-element path instead of a vectorized by-scalar, unicast or chained kernel or
     /// a matrix product's kernel: each costs several times its vectorized form, so a plan of
     /// either form should have none.
+    /// int8 products left to tract's kernels where this crate's AVX2 product runs the others
+    /// (0 elsewhere): `auto` does not keep int8 with any (`auto_keeps_int8`).
+    pub int8_products_on_tract: usize,
     pub generic_binary_nodes: usize,
 }
 
@@ -214,6 +217,31 @@ impl ModelFacts {
 impl Encoder {
     /// Loads `path` and plans it for sequences of 1 to `spec.max_seq` tokens.
     pub fn load(path: &Path, spec: &EncoderSpec) -> Result<Self> {
+        let encoder = Self::load_as(path, spec)?;
+        let facts = encoder.facts();
+        if !auto_keeps_int8(spec, &facts.precision, facts.int8_products_on_tract) {
+            // `auto` took int8 for this crate's AVX2 product, which could not take every
+            // product of this model; tract's AVX2 kernel would run the rest, slower than f32.
+            let reason = format!(
+                "auto: {} of this model's int8 products are not of the form this crate's AVX2 \
+                 product takes (constant i8 weights, zero point 0), and tract's AVX2 int8 \
+                 kernel is slower than f32; int8 weights dequantized to f32 at load",
+                facts.int8_products_on_tract
+            );
+            log::info!("{reason}");
+            drop(encoder);
+            let f32 = EncoderSpec {
+                precision: Precision::F32,
+                ..spec.clone()
+            };
+            let mut encoder = Self::load_as(path, &f32)?;
+            encoder.facts.precision.reason = reason;
+            return Ok(encoder);
+        }
+        Ok(encoder)
+    }
+
+    fn load_as(path: &Path, spec: &EncoderSpec) -> Result<Self> {
         let started = std::time::Instant::now();
         let fail = |reason: String| Error::ModelLoad {
             path: path.to_path_buf(),
@@ -568,6 +596,10 @@ impl Encoder {
         };
         let simplified = crate::quantize::simplify_int8_products(&mut typed, products)
             .map_err(|e| fail(format!("{e:#}")))?;
+        let int8_products_on_tract = match products {
+            ProductKernel::WidenedAvx2 => crate::quantize::int8_products_left(&typed),
+            ProductKernel::Tract => 0,
+        };
         crate::quantize::fuse_rescales(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
         // Each attention softmax's NaN guard in one pass instead of two (both forms).
         crate::nan_guard::replace_in(&mut typed).map_err(|e| fail(format!("{e:#}")))?;
@@ -605,6 +637,7 @@ impl Encoder {
             kernels,
             nodes: plan.model().nodes().len(),
             generic_binary_nodes: generic_binary_nodes(plan.model()),
+            int8_products_on_tract,
         };
         log::info!(
             "loaded {}: {} attention layers × {} heads, up to {} tokens, {}",
@@ -755,6 +788,17 @@ impl Encoder {
     }
 }
 
+/// Whether a load keeps the int8 form it was planned in: always, unless `auto` took it for this
+/// crate's AVX2 product (tract's own int8 kernel being slower than f32 there) and
+/// `products_on_tract` of the model's int8 products are left to tract's kernel all the same.
+fn auto_keeps_int8(spec: &EncoderSpec, choice: &Choice, products_on_tract: usize) -> bool {
+    products_on_tract == 0
+        || spec.precision != Precision::Auto
+        || !choice.is_int8()
+        || spec.int8_products.is_some()
+        || precision::is_dot_product_kernel(&choice.int8_kernel)
+}
+
 /// Runs `f` (a run of the plan) with tract's products and row-wise ops spread over `threads`
 /// threads, this one among them (`thread_pool.rs`); one thread runs it inline.
 fn run_on_threads<R>(threads: usize, f: impl FnOnce() -> R) -> Result<R> {
@@ -764,4 +808,45 @@ fn run_on_threads<R>(threads: usize, f: impl FnOnce() -> R) -> Result<R> {
             None => f(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choice(precision: &'static str, kernel: &str) -> Choice {
+        Choice {
+            precision,
+            reason: String::new(),
+            int8_kernel: kernel.into(),
+            for_memory: false,
+        }
+    }
+
+    /// `auto` gives up int8 only where it took it for this crate's AVX2 product and the model
+    /// left products to tract's AVX2 kernel anyway; an explicit choice always holds.
+    #[test]
+    fn auto_keeps_int8_unless_tracts_avx2_kernel_would_run_products() {
+        let auto = EncoderSpec::new(32);
+        let int8 = EncoderSpec {
+            precision: Precision::Int8,
+            ..EncoderSpec::new(32)
+        };
+        let forced = EncoderSpec {
+            int8_products: Some(ProductKernel::WidenedAvx2),
+            ..EncoderSpec::new(32)
+        };
+        let avx2 = choice("int8", "avx2_mmm_i32_8x8");
+        let vnni = choice("int8", "avx512vnni_mmm_i32_8x8");
+        assert!(auto_keeps_int8(&auto, &avx2, 0));
+        assert!(!auto_keeps_int8(&auto, &avx2, 1));
+        assert!(auto_keeps_int8(&int8, &avx2, 1));
+        assert!(auto_keeps_int8(&forced, &avx2, 1));
+        assert!(auto_keeps_int8(&auto, &vnni, 3));
+        assert!(auto_keeps_int8(
+            &auto,
+            &choice("f32", "avx2_mmm_i32_8x8"),
+            1
+        ));
+    }
 }

@@ -101,6 +101,17 @@ pub fn simplify_int8_products(
     Ok(done)
 }
 
+/// int8 products of `model` left to tract's kernels: `EinSum`s still quantized or on i32.
+pub fn int8_products_left(model: &TypedModel) -> usize {
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    model
+        .nodes()
+        .iter()
+        .filter_map(|n| n.op_as::<EinSum>())
+        .filter(|op| op.q_params.is_some() || op.operating_dt == DatumType::I32)
+        .count()
+}
+
 /// What multiplies the plain int8 products (weights' zero point 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProductKernel {
@@ -841,6 +852,11 @@ mod tests {
                 .filter(|n| n.op_is::<crate::int8_product::Int8Product>())
                 .count();
             assert_eq!(ops, own as usize, "b0 {b0}, {products:?}");
+            assert_eq!(
+                int8_products_left(&ours),
+                !own as usize,
+                "b0 {b0}, {products:?}"
+            );
             // Weights' zero point 0: a plain product, no quantized one left to tract's lowering.
             let quantized = ours
                 .nodes()

@@ -12,7 +12,7 @@ use attnprompt::precision::{choose, int8_kernel};
 use attnprompt::quantize::ProductKernel;
 use attnprompt::{Config, Pipeline, Precision};
 
-use crate::common::{emulated, shipped_model_dir};
+use crate::common::{binary, emulated, shipped_model_dir};
 
 /// The int8 kernel family this CPU must get, and whether `auto` must pick int8 there.
 fn expected() -> (&'static str, bool) {
@@ -183,4 +183,81 @@ fn the_avx2_int8_product_gives_tracts_int8_attention_to_the_bit() {
         assert_eq!(want.len(), 6 * 12 * ids.len() * ids.len());
         assert!(want == got, "{} tokens: the attention differs", ids.len());
     }
+}
+
+/// Where `auto` takes int8 for this crate's AVX2 product, a model with an int8 product the op
+/// does not take (the shipped one with one weight's zero point made 1) runs in f32 instead, and
+/// says why: tract's AVX2 int8 kernel would run that product slower than f32. The binary runs
+/// with tract's upper x86 tiers hidden (tract reads the switch once per process), so that its
+/// int8 kernel is the AVX2 one; the shipped model under the same switch keeps int8. x86-64 with
+/// AVX2 only, not emulated.
+#[test]
+fn auto_runs_f32_where_tracts_avx2_kernel_would_get_an_int8_product() {
+    use prost::Message;
+    if emulated() || !int8_product::applies("avx2_mmm_i32_8x8") {
+        eprintln!("skipped: needs x86-64 with AVX2, not emulated");
+        return;
+    }
+    let shipped = shipped_model_dir();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("zero-point-one");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(shipped.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let bytes = std::fs::read(shipped.join("model.onnx")).unwrap();
+    let mut model = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let first = graph
+        .node
+        .iter()
+        .find(|n| n.op_type == "MatMulInteger")
+        .unwrap();
+    let zero_point = first.input[3].clone();
+    let init = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == zero_point)
+        .unwrap();
+    // 384 zeros, as raw bytes or (the ONNX form for small int types) one i32 each.
+    match init.raw_data.is_empty() {
+        true => {
+            assert!(init.int32_data.len() == 384 && init.int32_data.iter().all(|&v| v == 0));
+            init.int32_data[0] = 1;
+        }
+        false => {
+            assert!(init.raw_data.len() == 384 && init.raw_data.iter().all(|&b| b == 0));
+            init.raw_data[0] = 1;
+        }
+    }
+    std::fs::write(dir.join("model.onnx"), model.encode_to_vec()).unwrap();
+
+    let inspect = |model_dir: &std::path::Path| -> String {
+        let out = binary()
+            .args(["inspect", "--model"])
+            .arg(model_dir)
+            .env(
+                "TRACT_CPU_ISA",
+                "-amx-int8,-amx-bf16,-avx512vnni,-avxvnni,-avx512f,-avx512fp16",
+            )
+            .env_remove(attnprompt::config::PRECISION_ENV)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let precision = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with("precision"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let shipped_line = precision(&inspect(&shipped));
+    assert!(shipped_line.contains("int8 (auto"), "{shipped_line}");
+    let changed = inspect(&dir);
+    let line = precision(&changed);
+    assert!(line.contains("f32 (auto"), "{line}");
+    assert!(line.contains("1 of this model's int8 products"), "{line}");
+    assert!(!changed.contains(int8_product::KERNEL), "{changed}");
 }
