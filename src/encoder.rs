@@ -151,10 +151,10 @@ pub struct ModelFacts {
     /// generic per-element path instead of a vectorized by-scalar, unicast or chained kernel or
     /// a matrix product's kernel: each costs several times its vectorized form, so a plan of
     /// either form should have none.
+    pub generic_binary_nodes: usize,
     /// int8 products left to tract's kernels where this crate's AVX2 product runs the others
     /// (0 elsewhere): `auto` does not keep int8 with any (`auto_keeps_int8`).
     pub int8_products_on_tract: usize,
-    pub generic_binary_nodes: usize,
 }
 
 /// A BERT encoder planned for batch 1 and sequences of 1 to `max_seq` tokens.
@@ -219,7 +219,15 @@ impl Encoder {
     pub fn load(path: &Path, spec: &EncoderSpec) -> Result<Self> {
         let encoder = Self::load_as(path, spec)?;
         let facts = encoder.facts();
-        if !auto_keeps_int8(spec, &facts.precision, facts.int8_products_on_tract) {
+        let keep = auto_keeps_int8(spec, &facts.precision, facts.int8_products_on_tract);
+        if keep && facts.precision.is_int8() && facts.int8_products_on_tract > 0 {
+            log::warn!(
+                "{} of this model's int8 products run on tract's AVX2 kernel, slower than f32 \
+                 (--precision f32 runs them faster)",
+                facts.int8_products_on_tract
+            );
+        }
+        if !keep {
             // `auto` took int8 for this crate's AVX2 product, which could not take every
             // product of this model; tract's AVX2 kernel would run the rest, slower than f32.
             let reason = format!(
@@ -791,9 +799,11 @@ impl Encoder {
 /// Whether a load keeps the int8 form it was planned in: always, unless `auto` took it for this
 /// crate's AVX2 product (tract's own int8 kernel being slower than f32 there) and
 /// `products_on_tract` of the model's int8 products are left to tract's kernel all the same.
+/// Under a memory budget the int8 form stays (the f32 form may not fit; the load warns).
 fn auto_keeps_int8(spec: &EncoderSpec, choice: &Choice, products_on_tract: usize) -> bool {
     products_on_tract == 0
         || spec.precision != Precision::Auto
+        || spec.load_budget.is_some()
         || !choice.is_int8()
         || spec.int8_products.is_some()
         || precision::is_dot_product_kernel(&choice.int8_kernel)
@@ -842,6 +852,11 @@ mod tests {
         assert!(!auto_keeps_int8(&auto, &avx2, 1));
         assert!(auto_keeps_int8(&int8, &avx2, 1));
         assert!(auto_keeps_int8(&forced, &avx2, 1));
+        let budget = EncoderSpec {
+            load_budget: Some(1 << 30),
+            ..EncoderSpec::new(32)
+        };
+        assert!(auto_keeps_int8(&budget, &avx2, 1));
         assert!(auto_keeps_int8(&auto, &vnni, 3));
         assert!(auto_keeps_int8(
             &auto,
