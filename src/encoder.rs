@@ -72,6 +72,12 @@ impl EncoderSpec {
             int8_products: None,
         }
     }
+
+    /// What multiplies the int8 form's products where tract's int8 kernel is `kernel`.
+    fn int8_products_for(&self, kernel: &str) -> ProductKernel {
+        self.int8_products
+            .unwrap_or_else(|| ProductKernel::for_tract_kernel(kernel))
+    }
 }
 
 /// What a load learns about a model before tract optimizes it: kept in the model cache beside
@@ -350,10 +356,7 @@ impl Encoder {
         let folded = dequantize::largest_folded_bytes(&proto);
         // On AVX2 the int8 form's product weights are widened to i16 while planning, both
         // copies held until tract drops the int8 one.
-        let products = spec
-            .int8_products
-            .unwrap_or_else(|| ProductKernel::for_tract_kernel(&choice.int8_kernel));
-        let widened = match products {
+        let widened = match spec.int8_products_for(&choice.int8_kernel) {
             ProductKernel::WidenedAvx2 => dequantize::int8_weight_elements(&proto),
             ProductKernel::Tract => 0,
         };
@@ -597,9 +600,7 @@ impl Encoder {
         // On AVX2 without int8 dot products, by this crate's op (`int8_product.rs`); its i16
         // weights are counted with the others.
         let products = match choice.is_int8() {
-            true => spec
-                .int8_products
-                .unwrap_or_else(|| ProductKernel::for_tract_kernel(&choice.int8_kernel)),
+            true => spec.int8_products_for(&choice.int8_kernel),
             false => ProductKernel::Tract,
         };
         let simplified = crate::quantize::simplify_int8_products(&mut typed, products)

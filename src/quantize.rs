@@ -87,7 +87,6 @@ pub fn simplify_int8_products(
         let patch = match plain_product(model, node, op, products)? {
             Some((patch, widened_bytes)) => {
                 done.widened_bytes += widened_bytes;
-                done.own_products += (widened_bytes > 0) as usize;
                 patch
             }
             None => match scalar_quantization_params(model, node, op)? {
@@ -137,8 +136,6 @@ impl ProductKernel {
 pub struct Simplified {
     /// Products rewritten.
     pub products: usize,
-    /// Of them, products given to this crate's op.
-    pub own_products: usize,
     /// Bytes the op's weights take beyond the int8 weights they replace (i16: one more per
     /// weight, and a sum per column).
     pub widened_bytes: u64,
@@ -840,7 +837,6 @@ mod tests {
             assert_eq!(done.products, 1);
             // This crate's op takes the plain product only, its weights one byte more each.
             let own = b0 == 0 && products == ProductKernel::WidenedAvx2;
-            assert_eq!(done.own_products, own as usize, "b0 {b0}, {products:?}");
             // i16 weights (2 bytes instead of 1, k and n rounded up to pairs and panels) and an
             // i32 sum per column of the panels.
             let (k2, n16) = (k.div_ceil(2) * 2, n.div_ceil(16) * 16);
