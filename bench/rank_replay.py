@@ -42,8 +42,11 @@ def rank(doc: dict, weight, final) -> list[str]:
         p["n"] += 1
     ranked = sorted(phrases.values(), key=lambda p: (-final(p), p["start"], p["end"]))
     kept, words = [], set()
+    leave_out = doc.get("leave_out")
     for p in ranked:
         if p["single"] and p["surface"].lower() in words:
+            continue
+        if leave_out and leave_out(p, kept):
             continue
         kept.append(p)
         words.update(w.lower() for w in p["surface"].split())
@@ -128,6 +131,80 @@ def with_first_position(docs: list[dict]) -> list[dict]:
     return out
 
 
+def with_segment_weights(docs: list[dict], opening: int, power: float = 1.0) -> list[dict]:
+    """Attention-Seeker's segment weight (López et al. 2024, its notebook 02, the SemEval cell),
+    with our windows as its segments: the opening is the windows starting before `opening`
+    tokens, p(c) an opening phrase's summed score there, and window w counts
+    T_w = sum over w's occurrences o of an opening phrase of score(o) p(c) / n(c, w), relative to
+    the opening's largest T (to the power `power`); a window without opening phrases counts 0."""
+    out = []
+    for d in docs:
+        p_open: dict[str, float] = {}
+        for o in d["occ"]:
+            if o["tokens_before"] < opening:
+                p_open[o["key"]] = p_open.get(o["key"], 0.0) + o["score"]
+        n: dict[tuple, int] = {}
+        for o in d["occ"]:
+            n[(o["window"], o["key"])] = n.get((o["window"], o["key"]), 0) + 1
+        t: dict[int, float] = {}
+        for o in d["occ"]:
+            if o["key"] in p_open:
+                t[o["window"]] = t.get(o["window"], 0.0) + o["score"] * p_open[o["key"]] / n[(o["window"], o["key"])]
+        top = max([t.get(o["window"], 0.0) for o in d["occ"] if o["tokens_before"] < opening] or [1.0]) or 1.0
+        out.append(dict(d, occ=[dict(o, segment=(t.get(o["window"], 0.0) / top) ** power)
+                                for o in d["occ"]]))
+    return out
+
+
+def with_spread(docs: list[dict]) -> list[dict]:
+    """Each occurrence also carries how many windows its phrase occurs in."""
+    out = []
+    for d in docs:
+        windows: dict[str, set] = {}
+        for o in d["occ"]:
+            windows.setdefault(o["key"], set()).add(o["window"])
+        out.append(dict(d, occ=[dict(o, spread=len(windows[o["key"]])) for o in d["occ"]]))
+    return out
+
+
+def leaving_out(rule):
+    """A multi-word phrase is left out when `rule(its stem, a kept phrase's stem)` holds for a
+    phrase ranked above it."""
+    def transform(docs: list[dict]) -> list[dict]:
+        return [dict(d, leave_out=lambda p, kept: not p["single"] and any(
+            rule(f" {p['stem']} ", f" {k['stem']} ") for k in kept if not k["single"])) for d in docs]
+    return transform
+
+
+PTB_BRACKETS = {"LRB", "RRB", "LSB", "RSB", "LCB", "RCB"}
+
+
+def without_dataset_artifacts(docs: list[dict]) -> list[dict]:
+    """Drops the phrases made of the data's own artifacts: the PTB escapes of brackets (`-RRB-`
+    read as the word `RRB`) and a title run into the `ABSTRACT` heading (`Overlay Mesh
+    ABSTRACT`): what a tokenizer of PTB escapes and a line break after the title would give."""
+    return [dict(d, occ=[o for o in d["occ"] if not (set(o["surface"].replace("-", " ").split())
+                                                      & (PTB_BRACKETS | {"ABSTRACT"}))]) for d in docs]
+
+
+def informativeness(zmax: float):
+    """The mean over a phrase's words of (zmax - Zipf frequency) / zmax (0 for words as common
+    as zmax), Zipf from the `wordfreq` package (general English); None without it."""
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        return None
+    cache: dict[str, float] = {}
+
+    def info(o: dict) -> float:
+        ws = [w.lower() for w in o["surface"].replace("-", " ").split()] or [""]
+        for w in ws:
+            if w not in cache:
+                cache[w] = max(0.0, zmax - zipf_frequency(w, "en")) / zmax
+        return sum(cache[w] for w in ws) / len(ws)
+    return info
+
+
 VARIANTS = [
     ("the defaults (position prior 300)", lambda o, d: prior(o, 300), default_final),
     ("opening phrases keep later occurrences undecayed",
@@ -172,6 +249,31 @@ VARIANTS = [
      lambda o, d: 1.0 / (1.0 + o["first"] / 300), mean_single, with_first_position),
     ("old rule; the prior's square root", lambda o, d: prior(o, 300) ** 0.5, mean_single),
     ("old rule; the prior squared", lambda o, d: prior(o, 300) ** 2, mean_single),
+] + [
+    # 2026-12-07: Attention-Seeker's segment weight, read off its authors' code; the spread of
+    # a phrase over windows; leaving out phrases that contain or sit inside a better one; the
+    # data's artifacts; a general-English informativeness prior (EVALUATION.md, "The levers of
+    # the literature, replayed").
+    (f"segments weighted by the opening's phrases (opening < {o} tokens{', square root' if pw == 0.5 else ''}), prior {t}",
+     lambda o_, d, t=t: o_["segment"] * prior(o_, t), default_final,
+     lambda docs, o=o, pw=pw: with_segment_weights(docs, o, pw))
+    for o, pw, t in ((128, 1.0, 0), (256, 1.0, 0), (256, 1.0, 300), (256, 0.5, 300), (384, 0.5, 300))
+] + [
+    (f"x windows the phrase occurs in, to the power {g}",
+     lambda o, d, g=g: prior(o, 300) * o["spread"] ** g, default_final, with_spread)
+    for g in (0.25, 0.5)
+] + [
+    ("a phrase containing a better one left out", lambda o, d: prior(o, 300), default_final,
+     leaving_out(lambda p, k: k in p)),
+    ("a phrase inside a better one left out", lambda o, d: prior(o, 300), default_final,
+     leaving_out(lambda p, k: p in k)),
+    ("without the data's artifacts (PTB brackets, the ABSTRACT heading)",
+     lambda o, d: prior(o, 300), default_final, without_dataset_artifacts),
+] + [
+    (f"x informativeness{'' if b == 1 else f' ^ {b}'} (Zipf below {z}, wordfreq)",
+     lambda o, d, z=z, b=b, i=[]: prior(o, 300) * (i or i.append(informativeness(z)) or i)[0](o) ** b,
+     default_final)
+    for z, b in ((7.0, 0.5), (7.0, 1.0), (8.0, 1.0)) if informativeness(z)
 ]
 
 
