@@ -3,7 +3,7 @@ FILE --occurrences` writes, to measure ranking variants without running the mode
 (EVALUATION.md, "What else was tried for long documents"). The first row replays the defaults
 and must give eval's own figures back (ties may order differently: f64 here, f32 there).
 
-Usage: python3 bench/rank_replay.py PER_DOC.jsonl [PER_DOC.jsonl ...]   (standard library only)
+Usage: python3 bench/rank_replay.py PER_DOC.jsonl [PER_DOC.jsonl ...]   (standard library only; the word-rarity rows run where the `wordfreq` package is installed)
 
 Protocol (src/eval.rs): a phrase's score is the sum of its occurrences, a single word's half its
 sum (its occurrences counted up to 12); stronger first, ties to the earlier phrase; a single word that is a word of a
@@ -271,9 +271,9 @@ VARIANTS = [
      lambda o, d: prior(o, 300), default_final, without_dataset_artifacts),
 ] + [
     (f"x informativeness{'' if b == 1 else f' ^ {b}'} (Zipf below {z}, wordfreq)",
-     lambda o, d, z=z, b=b, i=[]: prior(o, 300) * (i or i.append(informativeness(z)) or i)[0](o) ** b,
-     default_final)
-    for z, b in ((7.0, 0.5), (7.0, 1.0), (8.0, 1.0)) if informativeness(z)
+     lambda o, d, info=info, b=b: prior(o, 300) * info(o) ** b, default_final)
+    for z, b in ((7.0, 0.5), (7.0, 1.0), (8.0, 1.0))
+    for info in [informativeness(z)] if info
 ]
 
 
