@@ -66,10 +66,18 @@ def f1(pred: list[str], gold: list[str], k: int) -> float:
     return 2 * p * r / (p + r) if tp else 0.0
 
 
-def macro(docs: list[dict], weight, final, transform=None) -> list[float]:
+def per_doc(docs: list[dict], weight, final, transform=None) -> list[list[float]]:
+    """Each document's F1 at 5, 10 and 15, in percent."""
     docs = transform(docs) if transform else docs
-    preds = [rank(d, weight, final) for d in docs]
-    return [100 * sum(f1(p, d["gold"], k) for p, d in zip(preds, docs)) / len(docs) for k in KS]
+    return [[100 * f1(rank(d, weight, final), d["gold"], k) for k in KS] for d in docs]
+
+
+def paired_change(rows: list[list[float]], base: list[list[float]], i: int = 1) -> str:
+    """The change in F1@10 (KS[i]) against `base`, paired over documents: mean ± standard error."""
+    d = [r[i] - b[i] for r, b in zip(rows, base)]
+    mean = sum(d) / len(d)
+    sd = (sum((x - mean) ** 2 for x in d) / (len(d) - 1)) ** 0.5 if len(d) > 1 else 0.0
+    return f"{mean:+.2f} ± {sd / len(d) ** 0.5:.2f}"
 
 
 def default_final(p: dict) -> float:
@@ -306,11 +314,16 @@ def main() -> int:
     if not sets:
         print(__doc__)
         return 2
-    print("| variant | " + " | ".join(f"{path} F1@5 / @10 / @15" for path, _ in sets) + " |")
-    print("| --- |" + " --- |" * len(sets))
+    print("| variant | " + " | ".join(f"{path} F1@5 / @10 / @15 | F1@10 change, paired"
+                                       for path, _ in sets) + " |")
+    print("| --- |" + " --- | --- |" * len(sets))
+    base = [per_doc(docs, VARIANTS[0][1], VARIANTS[0][2]) for _, docs in sets]
     for name, weight, final, *transform in VARIANTS:
-        cells = [" / ".join(f"{x:.2f}" for x in macro(docs, weight, final, *transform))
-                 for _, docs in sets]
+        cells = []
+        for (_, docs), b in zip(sets, base):
+            rows = per_doc(docs, weight, final, *transform)
+            f = [sum(r[i] for r in rows) / len(rows) for i in range(len(KS))]
+            cells.append(" / ".join(f"{x:.2f}" for x in f) + " | " + paired_change(rows, b))
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     for path, docs in sets:
